@@ -1,0 +1,8 @@
+"""Model zoo: named factories (``create(name)``), with the data and training loops they need."""
+from __future__ import annotations
+
+from .registry import available, create, register_model
+
+__all__ = ["available", "create", "register_model"]
+
+from . import digits as _digits  # noqa: E402,F401  (registers its models)
