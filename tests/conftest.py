@@ -1,13 +1,8 @@
 """Shared fixtures: deterministic seeds and a trained digits CNN (real data: sklearn's digits)."""
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 import torch
-
-sys.path.insert(0, str(Path(__file__).parent))   # reference_models
 
 
 @pytest.fixture(autouse=True)

@@ -12,7 +12,7 @@ from edgedeploy.errors import ConfigError, ModelRunError, ShapeError
 from edgedeploy.metrics.counting import MacRules
 from edgedeploy.metrics.energy import PJ_45NM, EnergyConfig
 from edgedeploy.metrics.profile import ProfileConfig, profile
-from reference_models import MobileNetV2, ResNet18
+from edgedeploy.zoo.reference import MobileNetV2, ResNet18
 
 THOP = ProfileConfig(rules=MacRules.thop())
 

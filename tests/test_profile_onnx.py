@@ -7,7 +7,7 @@ import torch
 from edgedeploy.errors import ModelLoadError, ShapeError
 from edgedeploy.metrics.profile import profile
 from edgedeploy.zoo.digits import DigitsCNN
-from reference_models import MobileNetV2
+from edgedeploy.zoo.reference import MobileNetV2
 
 
 def _export(model: torch.nn.Module, shape: tuple[int, ...], path, dynamic: bool = False) -> str:

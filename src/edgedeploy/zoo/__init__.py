@@ -6,3 +6,4 @@ from .registry import available, create, register_model
 __all__ = ["available", "create", "register_model"]
 
 from . import digits as _digits  # noqa: E402,F401  (registers its models)
+from . import reference as _reference  # noqa: E402,F401

@@ -1,8 +1,10 @@
-"""Reference architectures written out in the tests (torchvision cannot be installed beside torch 2.13)."""
+"""Reference architectures (random init) for profiling and benchmarks: torchvision cannot be installed here."""
 from __future__ import annotations
 
 import torch
 from torch import nn
+
+from .registry import register_model
 
 
 class BasicBlock(nn.Module):
@@ -24,23 +26,62 @@ class BasicBlock(nn.Module):
         return self.relu(self.bn2(self.conv2(out)) + idt)
 
 
-class ResNet18(nn.Module):
-    """ResNet-18 (He et al. 2016), ImageNet head: 11.69 M params, 1.82 GMACs at 224x224."""
+class Bottleneck(nn.Module):
+    """ResNet-50 bottleneck: 1x1 reduce, 3x3 (stride here, as in torchvision v1.5), 1x1 expand x4."""
 
-    def __init__(self, num_classes: int = 1000) -> None:
+    def __init__(self, cin: int, width: int, stride: int) -> None:
+        super().__init__()
+        cout = width * 4
+        self.conv1, self.bn1 = nn.Conv2d(cin, width, 1, bias=False), nn.BatchNorm2d(width)
+        self.conv2, self.bn2 = nn.Conv2d(width, width, 3, stride, 1, bias=False), nn.BatchNorm2d(width)
+        self.conv3, self.bn3 = nn.Conv2d(width, cout, 1, bias=False), nn.BatchNorm2d(cout)
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample = (nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+                           if stride != 1 or cin != cout else None)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        idt = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.relu(self.bn2(self.conv2(out)))
+        return self.relu(self.bn3(self.conv3(out)) + idt)
+
+
+class ResNet(nn.Module):
+    """ResNet (He et al. 2016) with an ImageNet head; see ``ResNet18`` / ``ResNet50``."""
+
+    def __init__(self, bottleneck: bool, depths: tuple[int, ...], num_classes: int = 1000) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(3, 64, 7, 2, 3, bias=False)
         self.bn1 = nn.BatchNorm2d(64)
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(3, 2, 1)
-        chans = [(64, 64, 1), (64, 128, 2), (128, 256, 2), (256, 512, 2)]
-        self.layers = nn.Sequential(*[nn.Sequential(BasicBlock(a, b, s), BasicBlock(b, b, 1)) for a, b, s in chans])
+        stages, cin = [], 64
+        for i, (width, n) in enumerate(zip((64, 128, 256, 512), depths)):
+            blocks = []
+            for j in range(n):
+                stride = 2 if i > 0 and j == 0 else 1
+                blocks.append(Bottleneck(cin, width, stride) if bottleneck else BasicBlock(cin, width, stride))
+                cin = width * 4 if bottleneck else width
+            stages.append(nn.Sequential(*blocks))
+        self.layers = nn.Sequential(*stages)
         self.avgpool = nn.AdaptiveAvgPool2d(1)
-        self.fc = nn.Linear(512, num_classes)
+        self.fc = nn.Linear(cin, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
         return self.fc(torch.flatten(self.avgpool(self.layers(x)), 1))
+
+
+@register_model("resnet18")
+def ResNet18(num_classes: int = 1000) -> ResNet:
+    """ResNet-18: 11.69 M params, 1.82 GMACs at 224x224."""
+    return ResNet(False, (2, 2, 2, 2), num_classes)
+
+
+@register_model("resnet50")
+def ResNet50(num_classes: int = 1000) -> ResNet:
+    """ResNet-50: 25.56 M params, 4.09 GMACs at 224x224 (torchvision v1.5 layout)."""
+    return ResNet(True, (3, 4, 6, 3), num_classes)
 
 
 class InvertedResidual(nn.Module):
@@ -80,3 +121,6 @@ class MobileNetV2(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = nn.functional.adaptive_avg_pool2d(self.features(x), 1)
         return self.classifier(torch.flatten(x, 1))
+
+
+register_model("mobilenetv2")(MobileNetV2)

@@ -1,0 +1,46 @@
+"""Artifacts are written atomically and described by a manifest."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from edgedeploy._io import atomic_path, ensure_dir, sha256_file, update_manifest, write_json_atomic
+from edgedeploy.errors import ArtifactError
+
+
+def test_atomic_path_leaves_nothing_when_the_writer_crashes(tmp_path) -> None:
+    dest = tmp_path / "model.onnx"
+    with pytest.raises(RuntimeError), atomic_path(dest) as tmp:
+        tmp.write_bytes(b"half")
+        raise RuntimeError("crash mid-write")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_atomic_path_replaces_the_old_file_only_on_success(tmp_path) -> None:
+    dest = tmp_path / "a.json"
+    write_json_atomic(dest, {"v": 1})
+    with pytest.raises(ValueError), atomic_path(dest) as tmp:
+        tmp.write_text("{broken")
+        raise ValueError
+    assert json.loads(dest.read_text()) == {"v": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["a.json"]
+
+
+def test_manifest_records_hashes_and_merges(tmp_path) -> None:
+    (tmp_path / "m.onnx").write_bytes(b"abc")
+    update_manifest(tmp_path, "onnx", {"files": ["m.onnx"], "config": {"opset": 17}})
+    update_manifest(tmp_path, "openvino", {"files": []})
+    m = json.loads((tmp_path / "manifest.json").read_text())
+    assert set(m) == {"onnx", "openvino"}
+    assert m["onnx"]["sha256"]["m.onnx"] == sha256_file(tmp_path / "m.onnx")
+    (tmp_path / "manifest.json").write_text("{not json")
+    with pytest.raises(ArtifactError, match="corrupt"):
+        update_manifest(tmp_path, "x", {})
+
+
+def test_unwritable_output_folder_is_a_clear_error(tmp_path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(ArtifactError, match="cannot create output folder"):
+        ensure_dir(blocker / "out")
