@@ -1,8 +1,14 @@
 """Shared fixtures: deterministic seeds and a trained digits CNN (real data: sklearn's digits)."""
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
+
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    torch.set_num_threads(1)      # one thread per xdist worker: 2 workers on 2 cores, no oversubscription
 
 
 @pytest.fixture(autouse=True)

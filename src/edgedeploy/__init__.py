@@ -23,6 +23,7 @@ _EXPORTS: dict[str, str] = {
     "Target": ".targets.target",
     "check": ".targets.check",
     "CheckReport": ".targets.check",
+    "available_targets": ".targets.target",
     "load_model": ".modelref",
     "EdgeDeployError": ".errors",
 }
@@ -32,8 +33,18 @@ _EXPORTS.update({
     "export_openvino": ".export.openvino", "OpenVinoConfig": ".export.openvino",
     "export_blob": ".export.blob", "BlobConfig": ".export.blob",
     "ExportResult": ".export.result",
-    "build_depthai_pipeline": ".export.depthai",
+    "build_depthai_pipeline": ".export.depthai", "DepthAIPipeline": ".export.depthai",
+    "bake_preprocessing": ".export.onnx_preprocess", "Preprocess": ".export.onnx_preprocess",
     "load": ".runtime", "benchmark": ".runtime", "Session": ".runtime",
+})
+_EXPORTS.update({"reparameterize": ".blocks.reparam", "ReparamConfig": ".blocks.reparam",
+                 "swap": ".blocks.swap", "SwapResult": ".blocks.swap"})
+_EXPORTS.update({"export_qnn": ".export.qnn", "QnnConfig": ".export.qnn", "compile_qnn_context": ".export.qnn"})
+
+_EXPORTS.update({
+    "prune": ".compress.prune", "PruneConfig": ".compress.prune", "PruneResult": ".compress.prune",
+    "PruneReport": ".compress.prune",
+    "distill": ".compress.distill", "DistillConfig": ".compress.distill", "DistillResult": ".compress.distill",
 })
 
 __all__ = sorted(_EXPORTS) + ["__version__", "errors"]

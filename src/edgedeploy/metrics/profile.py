@@ -1,6 +1,7 @@
 """``profile()``: what a model costs — per-layer rows and totals — for a torch module or an ONNX file."""
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,10 +58,15 @@ def _trace_with_fallback(model: Any, inputs: tuple[Any, ...], cfg: ProfileConfig
     from .torch_trace import trace_module
 
     if cfg.execute == "fake":
+        fake_log = logging.getLogger("torch._subclasses.fake_tensor")
+        level = fake_log.level
+        fake_log.setLevel(logging.CRITICAL)      # its failure is expected and retried; do not print a traceback
         try:
             return trace_module(model, inputs, cfg.rules, fake=True)
         except Exception:  # noqa: BLE001 - data-dependent control flow or ops without fake kernels
             pass
+        finally:
+            fake_log.setLevel(level)
     return trace_module(model, inputs, cfg.rules, fake=False)
 
 
