@@ -1,0 +1,373 @@
+"""MyriadX (RVC2, OAK cameras) blobs, compiled offline with the OpenVINO 2021.4.2 MYRIAD plugin.
+
+Flow: load the ONNX -> name any op the 2021.4 plugin rejects -> bring it to opset <= 13 (the newest
+the 2021.4 ONNX reader knows) -> bake U8 input, BGR->RGB and mean/scale into the graph and
+check that on ONNX Runtime -> compile (``myriad_toolchain``, or Luxonis' online blobconverter)
+-> read the blob back with depthai and check inputs, outputs, shaves and CMX slices.
+"""
+from __future__ import annotations
+
+import functools
+import json
+import os
+import re
+from collections import Counter
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .._io import package_versions, sha256_file, update_manifest
+from ..errors import ArtifactError, ConfigError, ExportError, ToolchainError, UnsupportedOpError
+from ._common import publish, staging
+from .onnx_preprocess import Preprocess, bake_preprocessing, run_with_and_without
+from .result import ExportResult, compare_outputs
+
+if TYPE_CHECKING:
+    import onnx
+
+MYRIAD_MAX_OPSET = 13     # newest ONNX opset the 2021.4 reader knows (it says so for newer ones)
+OPS_FILE = Path(__file__).resolve().parent.parent / "targets" / "profiles" / "myriadx_ops.yaml"
+# config -> (input type baked into the ONNX graph, input precision the blob must report)
+_PRECISIONS = {"U8": ("u8", "U8F"), "FP16": ("fp32", "FP16"), "FP32": ("fp32", "FP32")}
+
+
+@dataclass(frozen=True)
+class BlobConfig:
+    """How to compile a MyriadX blob: SHAVE cores, CMX slices, input precision and baked preprocessing."""
+
+    shaves: int = 6                    # SHAVE vector cores for the network (RVC2 has 16; DepthAI leaves ~6-8 free)
+    cmx_slices: int = 6                # CMX memory slices; usually equal to shaves
+    input_precision: str = "U8"        # U8 (raw camera frames), FP16 (tensors, the RVC2 native type) or FP32
+    mean: float | tuple[float, ...] | None = None    # subtracted per channel (model channel order)
+    scale: float | tuple[float, ...] | None = None   # divided per channel, after the mean
+    reverse_channels: bool = False     # the camera sends BGR, the model wants RGB
+    layout: str = "NCHW"
+    online: bool = False               # compile with Luxonis' blobconverter service instead (needs internet)
+    atol: float = 1e-4                 # tolerance of the baked-preprocessing check on ONNX Runtime
+    rtol: float = 1e-5
+
+    def __post_init__(self) -> None:
+        for key in ("shaves", "cmx_slices"):
+            v = getattr(self, key)
+            if not isinstance(v, int) or not 1 <= v <= 16:
+                raise ConfigError(f"{key}={v!r} is out of range; the Myriad X has 16 SHAVEs and 16 CMX slices (1-16)")
+        if self.shaves > self.cmx_slices:   # the MYRIAD compiler's own rule
+            raise ConfigError(f"shaves={self.shaves} > cmx_slices={self.cmx_slices}; the MYRIAD compiler needs "
+                              "shaves <= cmx_slices (use the same number for both)")
+        if self.online and self.cmx_slices != self.shaves:
+            raise ConfigError(f"online=True: blobconverter compiles with as many CMX slices as SHAVEs; set "
+                              f"cmx_slices={self.shaves} or compile offline")
+        if self.input_precision.upper() not in _PRECISIONS:
+            raise ConfigError(f"input_precision {self.input_precision!r} is unknown; choose one of {sorted(_PRECISIONS)}")
+        self.preprocess()        # validates mean/scale/layout
+
+    def preprocess(self) -> Preprocess:
+        """The preprocessing to bake into the graph."""
+        return Preprocess(input_type=_PRECISIONS[self.input_precision.upper()][0], mean=self.mean, scale=self.scale,
+                          reverse_channels=self.reverse_channels, layout=self.layout)
+
+    def compiler_config(self) -> dict[str, str]:
+        """MYRIAD plugin keys (Myriad X 2480, no device attached) plus myriad_compile's INPUT_PRECISION."""
+        cfg = {"VPU_MYRIAD_PLATFORM": "VPU_MYRIAD_2480", "MYRIAD_NUMBER_OF_SHAVES": str(self.shaves),
+               "MYRIAD_NUMBER_OF_CMX_SLICES": str(self.cmx_slices)}
+        if self.input_precision.upper() == "FP16":     # U8/FP32 follow the ONNX input's type
+            cfg["INPUT_PRECISION"] = "FP16"
+        return cfg
+
+
+@functools.lru_cache(maxsize=1)
+def _ops_table() -> dict[str, Any]:
+    import yaml
+
+    return yaml.safe_load(OPS_FILE.read_text(encoding="utf-8"))
+
+
+def myriad_supported_ops() -> frozenset[str]:
+    """ONNX op types the OpenVINO 2021.4 MYRIAD plugin compiles (measured; see ``myriadx_ops.yaml``)."""
+    return frozenset(_ops_table()["supported"])
+
+
+def check_myriad_ops(model: onnx.ModelProto, source: str | os.PathLike[str] = "model") -> None:
+    """Raise UnsupportedOpError naming each op (and its node) the 2021.4 MYRIAD plugin cannot compile."""
+    supported = myriad_supported_ops()
+    table = _ops_table()
+    bad: dict[str, list[str]] = {}
+    for node in _all_nodes(model.graph):
+        op = node.op_type if node.domain in ("", "ai.onnx") else f"{node.domain}.{node.op_type}"
+        if op not in supported:
+            bad.setdefault(op, []).append(node.name or f"<unnamed {op}>")
+    if not bad:
+        return
+    parts = []
+    for op, nodes in sorted(bad.items()):
+        if op in table.get("newer_than_reader", []):
+            why = f"newer than the 2021.4 ONNX reader (opsets <= {MYRIAD_MAX_OPSET})"
+        elif op in table.get("rejected", {}):
+            why = f"the compiler says: {table['rejected'][op]}"
+        else:
+            why = "not known to compile"
+        names = ", ".join(repr(n) for n in nodes[:3]) + (" ..." if len(nodes) > 3 else "")
+        parts.append(f"op {op} (node{'s' if len(nodes) > 1 else ''} {names}; {why})")
+    raise UnsupportedOpError(
+        f"{source}: {'; '.join(parts)}: not supported by the MyriadX (RVC2) OpenVINO 2021.4 plugin; replace "
+        "them with ops listed in edgedeploy/targets/profiles/myriadx_ops.yaml (e.g. GridSample -> a precomputed "
+        "warp with Gather or Resize; Hardswish -> x * relu6(x + 3) / 6) or run that part on the host")
+
+
+def _all_nodes(graph: Any) -> list[Any]:
+    nodes = []
+    for node in graph.node:
+        nodes.append(node)
+        for attr in node.attribute:
+            for g in ([attr.g] if attr.HasField("g") else []) + list(attr.graphs):
+                nodes.extend(_all_nodes(g))
+    return nodes
+
+
+def export_blob(onnx_or_ir: str | os.PathLike[str], config: BlobConfig | None = None,
+                out: str | os.PathLike[str] | None = None, name: str | None = None) -> ExportResult:
+    """Compile an ONNX model to a MyriadX blob in ``out`` (offline, for real) and verify it by reading it back."""
+    config = config or BlobConfig()
+    src = Path(onnx_or_ir)
+    if not src.is_file():
+        raise ArtifactError(f"model file {src} does not exist; export it first (edgedeploy export ... --to onnx)")
+    notes: list[str] = []
+    folder = Path(out) if out is not None else src.parent
+    name = re.sub(r"[^A-Za-z0-9_-]", "_", name or src.stem)
+    if src.suffix.lower() == ".xml":
+        src = _source_onnx_of_ir(src)
+        notes.append(f"compiled from {src.name}, the ONNX this IR was converted from (the 2021.4 compiler reads "
+                     "IR v10 only); input preprocessing comes from BlobConfig")
+    if src.suffix.lower() != ".onnx":
+        raise ConfigError(f"{src} is not an .onnx file (or an IR from export_openvino); export_blob compiles ONNX")
+    original = _load_onnx(src)
+    check_myriad_ops(original, src)
+    downgraded = _to_opset(original, src, notes)
+    pre = config.preprocess()
+    baked = bake_preprocessing(downgraded, pre)
+    parity = _preprocessing_parity(original, baked, pre, config, src)
+    blob_name, onnx_name = f"{name}_{config.shaves}shave.blob", f"{name}_myriad.onnx"
+    with staging(folder) as stage:
+        import onnx
+
+        onnx.save(baked, stage / onnx_name)
+        if config.online:
+            compiler = "blobconverter (online)"
+            _compile_online(stage / onnx_name, stage / blob_name, config)
+        else:
+            from rich.console import Console
+
+            from .myriad_toolchain import OPENVINO_VERSION, ensure_toolchain
+
+            compiler = f"openvino {OPENVINO_VERSION} MYRIAD plugin (offline)"
+            toolchain = ensure_toolchain()
+            with Console(stderr=True).status(f"compiling {blob_name} ({config.shaves} SHAVEs) with the MYRIAD plugin"):
+                toolchain.compile(stage / onnx_name, stage / blob_name, config.compiler_config())
+        info = verify_blob(stage / blob_name, baked, config)
+        files = publish(stage, folder, [blob_name, onnx_name])
+    hist = dict(sorted(Counter(n.op_type for n in baked.graph.node).items()))
+    cfg = asdict(config)
+    details = {"compiler": compiler, "opset": _opset(baked), "blob": info, "blob_bytes": files[0].stat().st_size,
+               "source_opset": _opset(original)}
+    manifest = update_manifest(folder, "blob", {
+        "files": [f.name for f in files], "source": {"path": str(src), "sha256": sha256_file(src)},
+        "config": cfg, "details": details, "parity": parity.to_dict(), "op_histogram": hist, "warnings": notes,
+        "versions": package_versions("onnx", "onnxruntime", "depthai", "blobconverter"),
+    })
+    return ExportResult(path=files[0], format="blob", files=tuple(files), parity=parity, op_histogram=hist,
+                        warnings=tuple(notes), config=cfg, details=details, manifest=manifest)
+
+
+def verify_blob(path: str | os.PathLike[str], model: onnx.ModelProto, config: BlobConfig) -> dict[str, Any]:
+    """Read a blob back with depthai; check its I/O names, shapes, input precision, shaves and slices."""
+    dai = _depthai()
+    try:
+        blob = dai.OpenVINO.Blob(Path(path))
+    except RuntimeError as exc:
+        raise ArtifactError(f"depthai cannot read the blob {path}: {exc}; recompile it") from exc
+    info = {
+        "version": dai.OpenVINO.getVersionName(blob.version), "shaves": blob.numShaves, "cmx_slices": blob.numSlices,
+        "stages": blob.stageCount,
+        # depthai lists dims innermost first (W, H, C, N); report them in the ONNX (N, C, H, W) order.
+        "inputs": {n: {"shape": list(reversed(t.dims)), "dtype": t.dataType.name} for n, t in blob.networkInputs.items()},
+        "outputs": {n: {"shape": list(reversed(t.dims)), "dtype": t.dataType.name}
+                    for n, t in blob.networkOutputs.items()},
+    }
+    problems = []
+    if (blob.numShaves, blob.numSlices) != (config.shaves, config.cmx_slices):
+        problems.append(f"shaves/slices {blob.numShaves}/{blob.numSlices}, asked {config.shaves}/{config.cmx_slices}")
+    want_in, want_out = _io_shapes(model)
+    for kind, want in (("inputs", want_in), ("outputs", want_out)):
+        got = {n: v["shape"] for n, v in info[kind].items()}
+        if got != want:
+            problems.append(f"{kind} {got}, the ONNX graph has {want}")
+    want_type = _PRECISIONS[config.input_precision.upper()][1]
+    for n, v in info["inputs"].items():
+        if v["dtype"] != want_type:
+            problems.append(f"input {n!r} precision {v['dtype']}, asked {want_type}")
+    if problems:
+        raise ExportError(f"blob {Path(path).name} does not match what was asked: {'; '.join(problems)}")
+    return info
+
+
+def _io_shapes(model: onnx.ModelProto) -> tuple[dict[str, list[int]], dict[str, list[int]]]:
+    import onnx
+
+    inferred = onnx.shape_inference.infer_shapes(model)
+    inits = {i.name for i in model.graph.initializer}
+
+    def dims(v: Any) -> list[int]:
+        return [d.dim_value for d in v.type.tensor_type.shape.dim]
+    return ({v.name: dims(v) for v in inferred.graph.input if v.name not in inits},
+            {v.name: dims(v) for v in inferred.graph.output})
+
+
+def _depthai() -> Any:
+    try:
+        import depthai as dai
+    except ImportError as exc:
+        raise ToolchainError("depthai is not installed; blobs are verified by reading them back with it: "
+                             "pip install 'depthai>=2.28,<3'") from exc
+    return dai
+
+
+def _load_onnx(src: Path) -> onnx.ModelProto:
+    import onnx
+
+    try:
+        model = onnx.load(str(src))
+        onnx.checker.check_model(model)
+    except Exception as exc:   # protobuf DecodeError, ValidationError, ...
+        raise ArtifactError(f"{src} is not a valid ONNX model ({type(exc).__name__}: {str(exc)[:200]}); "
+                            "re-export it") from exc
+    if not model.graph.node:
+        raise ArtifactError(f"{src} has an empty graph; re-export it")
+    return model
+
+
+def _opset(model: onnx.ModelProto) -> int:
+    return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 1)
+
+
+# Op versions newer than 13 (the newest opset the 2021.4 ONNX reader knows) that only added element
+# types, or an attribute whose default keeps the old behaviour (checked in ``_relabel_ok``), per the ONNX
+# operator changelog. onnx.version_converter has no down-adapter for most of them (e.g. Relu 14 -> 13).
+_T = {23, 24, 25}   # opsets 23-25 only added element types (float8/4-bit) to these ops
+_COMPATIBLE_SINCE = {
+    "Relu": {14}, "LeakyRelu": {16}, "PRelu": {16}, "Add": {14}, "Sub": {14}, "Mul": {14}, "Div": {14},
+    "Identity": {14, 16, 19, 21} | _T, "Where": {16}, "Pow": {15}, "Equal": {19}, "Cast": {19, 21, 23},
+    "Constant": {19, 21} | _T, "Reshape": {14, 19, 21} | _T, "Flatten": {21} | _T, "Transpose": {21} | _T,
+    "Squeeze": {21} | _T, "Unsqueeze": {21} | _T, "BatchNormalization": {14, 15}, "Shape": {15, 19, 21} | _T,
+    "Conv": {22}, "ConvTranspose": {22}, "MaxPool": {22}, "AveragePool": {19, 22}, "GlobalAveragePool": {22},
+    "GlobalMaxPool": {22}, "Elu": {22}, "Softplus": {22}, "HardSigmoid": {22}, "InstanceNormalization": {22},
+    "Pad": {18, 19, 21} | _T,
+}
+# attributes added after opset 13, with the values that keep the older behaviour (absent is fine too)
+_DEFAULT_ATTRS = {"allowzero": {0}, "training_mode": {0}, "saturate": {1}, "start": {0}, "end": set(),
+                  "mode": {b"constant", b"reflect", b"edge"}}
+_NEW_INPUTS = {"Pad": 3}      # Pad 18 added an optional 4th input (axes): relabel only without it
+
+
+def _to_opset(model: onnx.ModelProto, src: Path, notes: list[str]) -> onnx.ModelProto:
+    """Bring the model to opset <= 13: onnx.version_converter, else relabel ops that did not change meaning."""
+    import onnx
+    from onnx import version_converter
+
+    opset = _opset(model)
+    if opset <= MYRIAD_MAX_OPSET:
+        return model
+    try:
+        converted = version_converter.convert_version(model, MYRIAD_MAX_OPSET)
+        onnx.checker.check_model(converted)
+        notes.append(f"converted from opset {opset} to {MYRIAD_MAX_OPSET} with onnx.version_converter")
+        return converted
+    except Exception as exc:   # no down-adapter for some op: try the compatible relabel below
+        reason = f"{type(exc).__name__}: {str(exc).splitlines()[-1][:160]}"
+    changed = []
+    for node in _all_nodes(model.graph):
+        if node.domain not in ("", "ai.onnx"):
+            continue
+        now = onnx.defs.get_schema(node.op_type, opset).since_version
+        old = onnx.defs.get_schema(node.op_type, MYRIAD_MAX_OPSET).since_version
+        if now != old and not _relabel_ok(node, old, now):
+            changed.append(f"{node.op_type} (node {node.name!r}, changed in opset {now})")
+    if changed:
+        raise ExportError(f"{src} uses opset {opset}; the 2021.4 MYRIAD reader knows opsets up to {MYRIAD_MAX_OPSET} and "
+                          f"{'; '.join(sorted(set(changed))[:4])} cannot be converted ({reason}); re-export with "
+                          f"opset_version={MYRIAD_MAX_OPSET} (e.g. OnnxConfig(exporter='torchscript', "
+                          f"opset={MYRIAD_MAX_OPSET}))")
+    relabeled = onnx.ModelProto()
+    relabeled.CopyFrom(model)
+    for op in relabeled.opset_import:
+        if op.domain in ("", "ai.onnx"):
+            op.version = MYRIAD_MAX_OPSET
+    relabeled.ir_version = min(relabeled.ir_version, 7)     # the IR version that goes with opset 13
+    try:
+        onnx.checker.check_model(relabeled)
+    except Exception as exc:
+        raise ExportError(f"{src}: relabeling opset {opset} as {MYRIAD_MAX_OPSET} gives an invalid model ({exc}); "
+                          f"re-export with opset_version={MYRIAD_MAX_OPSET}") from exc
+    notes.append(f"relabeled opset {opset} as {MYRIAD_MAX_OPSET}: every op's newer version only added types or "
+                 "defaulted attributes (checked again on ONNX Runtime below)")
+    return relabeled
+
+
+def _relabel_ok(node: Any, old: int, now: int) -> bool:
+    """Whether ``node`` means the same at the older opset: every newer version only added types/defaults."""
+    from onnx import helper
+
+    newer = {v for v in _COMPATIBLE_SINCE.get(node.op_type, set()) if old < v <= now}
+    if max(newer, default=None) != now:
+        return False
+    for attr in node.attribute:
+        value = helper.get_attribute_value(attr)
+        if attr.name == "dilations" and any(d != 1 for d in value):
+            return False
+        if attr.name in _DEFAULT_ATTRS and value not in _DEFAULT_ATTRS[attr.name]:
+            return False
+    return len(node.input) <= _NEW_INPUTS.get(node.op_type, len(node.input))
+
+
+def _preprocessing_parity(original: onnx.ModelProto, baked: onnx.ModelProto, pre: Preprocess,
+                          config: BlobConfig, src: Path) -> Any:
+    got, ref, names = run_with_and_without(original, baked, pre)
+    return compare_outputs(got, ref, names, atol=config.atol, rtol=config.rtol, runtime="onnxruntime",
+                           reference="original ONNX on numpy-preprocessed frames",
+                           artifact=f"{src.stem} (opset {_opset(baked)}, preprocessing baked)",
+                           hint="the opset conversion or the baked preprocessing changed the results")
+
+
+def _compile_online(model: Path, out: Path, config: BlobConfig) -> None:
+    try:
+        import blobconverter
+    except ImportError as exc:
+        raise ToolchainError("online=True needs Luxonis' blobconverter: pip install blobconverter "
+                             "(or compile offline with online=False)") from exc
+    try:
+        got = blobconverter.from_onnx(
+            model=str(model), data_type="FP16", shaves=config.shaves, version="2021.4", output_dir=str(out.parent),
+            use_cache=False, optimizer_params=[], compile_params=[f"-ip {config.input_precision.upper()}"])
+    except Exception as exc:   # requests' ConnectionError, HTTP errors, ...
+        raise ExportError(f"blobconverter could not compile {model.name} online ({type(exc).__name__}: "
+                          f"{str(exc)[:200]}); check the internet connection or use online=False") from exc
+    os.replace(got, out)
+
+
+def _source_onnx_of_ir(xml: Path) -> Path:
+    """The ONNX file an edgedeploy IR was converted from (its manifest says which), checked by hash."""
+    head = xml.read_text(errors="replace")[:400]
+    m = re.search(r"<net\b[^>]*\bversion=\"(\d+)\"", head)
+    why = (f"{xml} is OpenVINO IR version {m.group(1) if m else 'unknown'}; the 2021.4 MYRIAD compiler reads only "
+           "IR v10, which current OpenVINO cannot write")
+    try:
+        entry = json.loads((xml.parent / "manifest.json").read_text())["openvino"]
+        onnx_path = Path(entry["source"]["model"])
+        if xml.name in entry["files"] and onnx_path.suffix == ".onnx" and onnx_path.is_file() \
+                and sha256_file(onnx_path) == entry["source"]["sha256"]:
+            return onnx_path
+    except (OSError, KeyError, TypeError, ValueError):
+        pass
+    raise ConfigError(f"{why}, and its manifest.json names no unchanged source .onnx; pass the .onnx it was "
+                      "converted from instead")
