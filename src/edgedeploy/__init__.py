@@ -39,13 +39,16 @@ _EXPORTS.update({
 })
 _EXPORTS.update({"reparameterize": ".blocks.reparam", "ReparamConfig": ".blocks.reparam",
                  "swap": ".blocks.swap", "SwapResult": ".blocks.swap"})
-_EXPORTS.update({"export_qnn": ".export.qnn", "QnnConfig": ".export.qnn", "compile_qnn_context": ".export.qnn"})
+_EXPORTS.update({"export_qnn": ".export.qnn", "QnnConfig": ".export.qnn", "compile_qnn_context": ".export.qnn",
+                 "qnn_unsupported_ops": ".export.qnn"})
 
 _EXPORTS.update({
     "prune": ".compress.prune", "PruneConfig": ".compress.prune", "PruneResult": ".compress.prune",
     "PruneReport": ".compress.prune",
     "distill": ".compress.distill", "DistillConfig": ".compress.distill", "DistillResult": ".compress.distill",
 })
+
+_EXPORTS.update({"quantize": ".compress.quantize", "QuantConfig": ".compress.quantize"})
 
 __all__ = sorted(_EXPORTS) + ["__version__", "errors"]
 
