@@ -29,6 +29,7 @@ def trained_digits_cnn(digits_data):
     """The zoo's digits CNN trained on the real digits (~99% test top-1)."""
     from edgedeploy.zoo.digits import DigitsCNN, train_classifier
 
+    torch.manual_seed(0)
     model = DigitsCNN()
     train_classifier(model, digits_data, epochs=8, seed=0)
     return model.eval()

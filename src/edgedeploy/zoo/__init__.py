@@ -6,4 +6,5 @@ from .registry import available, create, register_model
 __all__ = ["available", "create", "register_model"]
 
 from . import digits as _digits  # noqa: E402,F401  (registers its models)
+from . import digits_resnet as _digits_resnet  # noqa: E402,F401
 from . import reference as _reference  # noqa: E402,F401

@@ -64,7 +64,9 @@ class DigitsCNN(nn.Module):
 
 @register_model("digits-cnn")
 def digits_cnn(width: int = 16, pretrained: bool = False, epochs: int = 8, seed: int = 0) -> DigitsCNN:
-    """The digits CNN; ``pretrained=True`` trains it here on sklearn's digits (seconds on a CPU)."""
+    """The digits CNN; ``pretrained=True`` trains it here on sklearn's digits (seconds on a CPU), seeded."""
+    if pretrained:
+        torch.manual_seed(seed)          # the initial weights too, not only the training order
     model = DigitsCNN(width=width)
     if pretrained:
         train_classifier(model, load_digits_data(), epochs=epochs, seed=seed)
