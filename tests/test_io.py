@@ -17,6 +17,16 @@ def test_atomic_path_leaves_nothing_when_the_writer_crashes(tmp_path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
+def test_artifacts_get_normal_permissions(tmp_path) -> None:
+    import os
+    import stat
+
+    path = write_json_atomic(tmp_path / "m.json", {})
+    mask = os.umask(0)
+    os.umask(mask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~mask
+
+
 def test_atomic_path_replaces_the_old_file_only_on_success(tmp_path) -> None:
     dest = tmp_path / "a.json"
     write_json_atomic(dest, {"v": 1})

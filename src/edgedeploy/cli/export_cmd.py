@@ -106,17 +106,19 @@ def _name(model_ref: str) -> str:
 
 def _blob(net: Any, shape: Any, onnx_path: Path | None, out: Path, model: str, exporter: str, shaves: int,
           input_type: str, mean: Any, scale: Any, reverse: bool) -> Any:
-    """Compile a MyriadX blob (the blob backend wants an ONNX file; make one at opset 11 if needed)."""
+    """Compile a MyriadX blob. The 2021.4 compiler reads ONNX opsets <= 13: for a torch model, export a
+    dedicated opset-13 ONNX (torchscript exporter) for it, whatever opset the main ONNX artifact uses."""
     from ..export.blob import BlobConfig, export_blob
 
-    if onnx_path is None:
+    if not isinstance(net, Path):
         import torch
 
         from ..export.onnx import OnnxConfig, export_onnx
 
         x = torch.randn(*shape, generator=torch.Generator().manual_seed(0))
-        onnx_path = export_onnx(net, x, OnnxConfig(exporter="torchscript", opset=11), out=out,
-                                name=f"{_name(model)}-opset11").path
+        with console.status("exporting an opset-13 ONNX for the MyriadX compiler"):
+            onnx_path = export_onnx(net, x, OnnxConfig(exporter="torchscript", opset=13), out=out,
+                                    name=f"{_name(model)}-opset13").path
     cfg = BlobConfig(shaves=shaves, cmx_slices=shaves, input_precision="U8" if input_type == "u8" else "FP16",
                      mean=mean, scale=scale, reverse_channels=reverse)
     with console.status("compiling the MyriadX blob"):

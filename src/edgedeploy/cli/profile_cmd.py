@@ -50,7 +50,7 @@ def profile_cmd(
         tgt = Target.load(target)
         precision = precision or tgt.precisions[0]
     prof = profile(net, shape, precision=precision or "fp32", fps=fps)
-    console.print(profile_renderable(prof, top=top))
+    console.print(profile_renderable(prof, top=top, compact=console.width < 130))
     if json_out is not None:
         prof.to_json(json_out)
         console.print(f"profile written to {json_out}")
@@ -115,7 +115,7 @@ def demo_cmd(
         torch.set_num_threads(threads)
     console.print(f"digits CNN: test top-1 accuracy [bold]{acc:.2f}%[/] on {len(data.y_test)} held-out real digits")
     shape = (1, 1, 16, 16)
-    console.print(profile_renderable(profile(model, shape, precision="fp32", fps=30)))
+    console.print(profile_renderable(profile(model, shape, precision="fp32", fps=30), compact=console.width < 130))
     for name in ("cpu", "myriadx"):
         console.print(check(model, name, input_shape=shape))
 

@@ -23,20 +23,26 @@ def _shape(shapes: tuple[tuple[int, ...], ...]) -> str:
     return ", ".join("x".join(map(str, s)) for s in shapes[:2]) + (" …" if len(shapes) > 2 else "")
 
 
-def profile_renderable(p: Profile, top: int | None = None) -> Any:
-    """A rich Group: per-layer table (optionally the ``top`` layers by traffic) and totals."""
+def profile_renderable(p: Profile, top: int | None = None, compact: bool = False) -> Any:
+    """A rich Group: per-layer table (optionally the ``top`` layers by traffic) and totals.
+
+    ``compact`` (for narrow terminals) leaves out the shape and weight/read/write columns.
+    """
     from rich.console import Group
     from rich.table import Table
 
     rows = p.layers if top is None else sorted(p.layers, key=lambda r: -r.traffic_bytes)[:top]
     t = Table(title=f"{p.model} @ {p.precision} — {'per layer' if top is None else f'top {top} layers by traffic'}",
               show_lines=False, header_style="bold")
-    for col, just in (("layer", "left"), ("op", "left"), ("input", "left"), ("output", "left"), ("params", "right"),
-                      ("MACs", "right"), ("weights", "right"), ("read", "right"), ("write", "right"), ("traffic", "right")):
-        t.add_column(col, justify=just, overflow="fold")  # type: ignore[arg-type]
+    cols = ["layer", "op", "input", "output", "params", "MACs", "weights", "read", "write", "traffic"]
+    keep = [c for c in cols if not compact or c not in ("input", "output", "weights", "read", "write")]
+    for col in keep:
+        t.add_column(col, justify="left" if col in cols[:4] else "right", overflow="fold")
     for r in rows:
-        t.add_row(r.name, r.op, _shape(r.input_shapes), _shape(r.output_shapes), si(r.params), si(r.macs),
-                  nbytes(r.weight_bytes), nbytes(r.read_bytes), nbytes(r.write_bytes), nbytes(r.traffic_bytes))
+        cells = dict(zip(cols, (r.name, r.op, _shape(r.input_shapes), _shape(r.output_shapes), si(r.params),
+                                si(r.macs), nbytes(r.weight_bytes), nbytes(r.read_bytes), nbytes(r.write_bytes),
+                                nbytes(r.traffic_bytes))))
+        t.add_row(*(cells[c] for c in keep))
     tot = Table(title="totals", show_header=False)
     tot.add_column(justify="left")
     tot.add_column(justify="right")

@@ -101,10 +101,10 @@ class Profile:
             write_bytes_atomic(path, text.encode())
         return text
 
-    def __rich__(self) -> Any:
+    def __rich_console__(self, console: Any, options: Any) -> Any:
         from .render import profile_renderable
 
-        return profile_renderable(self)
+        yield profile_renderable(self, compact=options.max_width < 130)
 
     def __str__(self) -> str:
         from .render import to_text

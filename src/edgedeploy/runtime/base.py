@@ -39,6 +39,13 @@ class Session(abc.ABC):
     suffixes: ClassVar[tuple[str, ...]] = ()
     #: among backends reading the same suffix, the highest priority is chosen when no runtime is named
     priority: ClassVar[int] = 0
+    #: precision the backend computes float graphs in (parity tolerances follow it)
+    float_precision: ClassVar[str] = "fp32"
+
+    @classmethod
+    def claims(cls, path: Path) -> bool:
+        """True when this backend must open ``path`` whatever the priorities (e.g. a compiled context model)."""
+        return False
 
     def __init__(self, source: Any, threads: int | None = None, **options: Any) -> None:
         if threads is not None and (not isinstance(threads, int) or threads < 1):
@@ -197,4 +204,8 @@ def runtime_for(source: Any) -> type[Session]:
         known = sorted({s for c in _REGISTRY.values() for s in c.suffixes if s != "module"})
         raise ArtifactError(f"no runtime reads {suffix or 'files without a suffix'!r} files ({source}); "
                             f"known model files: {', '.join(known)}, or pass a torch nn.Module")
+    if isinstance(source, (str, Path)):
+        claimed = [c for c in candidates if c.claims(Path(source))]
+        if claimed:
+            return max(claimed, key=lambda c: c.priority)
     return max(candidates, key=lambda c: c.priority)
