@@ -59,6 +59,21 @@ class OpEvent:
 
 
 @dataclass
+class Trace:
+    """What tracing one model produced (torch dispatch or ONNX graph): events plus weight totals."""
+
+    events: list[OpEvent]
+    inputs: list[TensorRef]
+    output_keys: set[int]
+    shapes: dict[str, tuple[list[tuple[int, ...]], list[tuple[int, ...]]]]   # row -> (input, output) shapes
+    unsupported: dict[str, int]
+    params: int
+    weight_numel: int          # parameters + buffers (what a model file stores)
+    weight_float_numel: int    # of which floating point
+    weight_other_bytes: int    # non-floating buffers (e.g. num_batches_tracked), stored as is
+
+
+@dataclass
 class _Row:
     name: str
     op: str

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ModelLoadError, ShapeError
-from .aggregate import ACT, BUFFER, CONST, INPUT, PARAM, OpEvent, TensorRef
+from .aggregate import ACT, BUFFER, CONST, INPUT, PARAM, OpEvent, TensorRef, Trace
 from .counting import (VIEWS_AND_FACTORIES, MacRules, OpCost, conv_cost, elementwise_cost, matmul_cost, numel,
                        window_pool_cost)
 
@@ -18,21 +18,6 @@ _CONV_LIKE = {"Conv": (0, 1), "ConvInteger": (0, 1), "QLinearConv": (0, 3), "Con
 _MATMUL_LIKE = {"MatMul": (0, 1), "MatMulInteger": (0, 1), "QLinearMatMul": (0, 3), "Gemm": (0, 1)}
 _QDQ = {"QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear"}
 _FACTORIES = {"Shape", "Size", "Constant", "ConstantOfShape", "Range"}
-
-
-@dataclass
-class OnnxTrace:
-    """What tracing one ONNX graph produced (same fields the torch tracer gives)."""
-
-    events: list[OpEvent]
-    inputs: list[TensorRef]
-    output_keys: set[int]
-    shapes: dict[str, tuple[list[tuple[int, ...]], list[tuple[int, ...]]]]
-    unsupported: dict[str, int]
-    params: int
-    weight_numel: int
-    weight_float_numel: int
-    weight_other_bytes: int
 
 
 def _load(path: Path) -> Any:
@@ -96,7 +81,7 @@ def _cost(node: Any, shp: dict[str, tuple[int, ...]], rules: MacRules) -> OpCost
     return elementwise_cost(op, out_shape, in_shape, rules)
 
 
-def trace_onnx(path: Path, inputs_or_shape: Any, rules: MacRules) -> OnnxTrace:
+def trace_onnx(path: Path, inputs_or_shape: Any, rules: MacRules) -> Trace:
     """Shape-infer ``path`` and emit one event per node (one layer row per node)."""
     import numpy as np
     import onnx
@@ -162,7 +147,7 @@ def trace_onnx(path: Path, inputs_or_shape: Any, rules: MacRules) -> OnnxTrace:
         shapes[row] = ([r.shape for r in ins if r.kind in (INPUT, ACT)], [r.shape for r in outs])
     params = [n for n, k in kinds.items() if k == PARAM and n in inits]
     stored = list(inits)
-    return OnnxTrace(
+    return Trace(
         events=events, inputs=in_refs, output_keys={keys[o.name] for o in g.output if o.name in keys}, shapes=shapes,
         unsupported=unsupported, params=sum(int(np.prod(shp[n])) for n in params),
         weight_numel=sum(int(np.prod(shp[n])) for n in stored),

@@ -17,7 +17,7 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
-from .aggregate import ACT, BUFFER, CONST, INPUT, PARAM, OpEvent, TensorRef
+from .aggregate import ACT, BUFFER, CONST, INPUT, PARAM, OpEvent, TensorRef, Trace
 from .counting import (VIEWS_AND_FACTORIES, MacRules, OpCost, attention_cost, conv_cost, elementwise_cost,
                        matmul_cost, window_pool_cost)
 
@@ -173,26 +173,11 @@ def _module_hooks(state: _State) -> Iterator[None]:
         h2.remove()
 
 
-@dataclass
-class TorchTrace:
-    """What one traced forward pass produced."""
-
-    events: list[OpEvent]
-    inputs: list[TensorRef]
-    output_keys: set[int]
-    shapes: dict[str, tuple[list[tuple[int, ...]], list[tuple[int, ...]]]]
-    unsupported: dict[str, int]
-    params: int
-    weight_numel: int          # parameters + buffers (what a model file stores)
-    weight_float_numel: int    # of which floating point
-    weight_other_bytes: int    # non-floating buffers (e.g. num_batches_tracked), stored as is
-
-
 def _key(t: torch.Tensor) -> int:
     return t.untyped_storage()._cdata
 
 
-def trace_module(model: torch.nn.Module, inputs: tuple[Any, ...], rules: MacRules, fake: bool = True) -> TorchTrace:
+def trace_module(model: torch.nn.Module, inputs: tuple[Any, ...], rules: MacRules, fake: bool = True) -> Trace:
     """Run ``model(*inputs)`` once under the tracer and return its events.
 
     With ``fake=True`` the forward runs on FakeTensors (shapes and dtypes only, no arithmetic), which is
@@ -222,7 +207,7 @@ def trace_module(model: torch.nn.Module, inputs: tuple[Any, ...], rules: MacRule
     params = list({id(p): p for p in model.parameters()}.values())
     buffers = list({id(b): b for b in model.buffers()}.values())
     tensors = params + buffers
-    return TorchTrace(
+    return Trace(
         events=state.events, inputs=in_refs, output_keys=out_keys, shapes=state.leaf_shapes,
         unsupported=state.unsupported, params=sum(p.numel() for p in params),
         weight_numel=sum(t.numel() for t in tensors),

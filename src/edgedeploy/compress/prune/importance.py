@@ -10,20 +10,25 @@ from torch.nn import functional as F
 
 from ...errors import ConfigError
 
-# criterion name -> factory(granularity) returning a Torch-Pruning Importance for channel/filter pruning
-_STRUCTURED: dict[str, Callable[[str], Any]] = {}
+# criterion -> (Torch-Pruning importance class, its keyword arguments) for channel/filter pruning
+_STRUCTURED: dict[str, tuple[str, dict[str, Any]]] = {
+    "l1": ("GroupMagnitudeImportance", {"p": 1}),
+    "l2": ("GroupMagnitudeImportance", {"p": 2}),
+    "taylor": ("GroupTaylorImportance", {}),
+    "lamp": ("LAMPImportance", {"p": 2}),
+    "bn_scale": ("BNScaleImportance", {}),
+    "fpgm": ("FPGMImportance", {"p": 2}),
+    "random": ("RandomImportance", {}),
+}
 # criteria that also rank single weights / weight shapes (element, shape); taylor needs gradients
 MASK_CRITERIA = ("l1", "l2", "taylor", "random")
 LAYER_CRITERIA = ("l1", "l2", "measured", "random")
 GRADIENT_CRITERIA = ("taylor",)
 
 
-def register_criterion(name: str) -> Callable[[Callable[[str], Any]], Callable[[str], Any]]:
-    """Decorator registering a structured-importance factory under ``name``."""
-    def deco(fn: Callable[[str], Any]) -> Callable[[str], Any]:
-        _STRUCTURED[name] = fn
-        return fn
-    return deco
+def register_criterion(name: str, tp_class: str, **kwargs: Any) -> None:
+    """Make a Torch-Pruning importance class (by name in ``torch_pruning.importance``) available as ``name``."""
+    _STRUCTURED[name] = (tp_class, kwargs)
 
 
 def _reduction(granularity: str) -> str:
@@ -31,61 +36,17 @@ def _reduction(granularity: str) -> str:
     return "first" if granularity == "filter" else "mean"
 
 
-@register_criterion("l1")
-def _l1(granularity: str) -> Any:
-    import torch_pruning as tp
-
-    return tp.importance.GroupMagnitudeImportance(p=1, group_reduction=_reduction(granularity))
-
-
-@register_criterion("l2")
-def _l2(granularity: str) -> Any:
-    import torch_pruning as tp
-
-    return tp.importance.GroupMagnitudeImportance(p=2, group_reduction=_reduction(granularity))
-
-
-@register_criterion("taylor")
-def _taylor(granularity: str) -> Any:
-    import torch_pruning as tp
-
-    return tp.importance.GroupTaylorImportance(group_reduction=_reduction(granularity))
-
-
-@register_criterion("lamp")
-def _lamp(granularity: str) -> Any:
-    import torch_pruning as tp
-
-    return tp.importance.LAMPImportance(p=2, group_reduction=_reduction(granularity))
-
-
-@register_criterion("bn_scale")
-def _bn_scale(granularity: str) -> Any:
-    import torch_pruning as tp
-
-    return tp.importance.BNScaleImportance(group_reduction=_reduction(granularity))
-
-
-@register_criterion("fpgm")
-def _fpgm(granularity: str) -> Any:
-    import torch_pruning as tp
-
-    return tp.importance.FPGMImportance(p=2, group_reduction=_reduction(granularity))
-
-
-@register_criterion("random")
-def _random(granularity: str) -> Any:
-    import torch_pruning as tp
-
-    return tp.importance.RandomImportance()
-
-
 def structured_importance(criterion: str, granularity: str) -> Any:
     """The Torch-Pruning Importance for a criterion name (unknown names list the valid ones)."""
     if criterion not in _STRUCTURED:
         raise ConfigError(f"criterion {criterion!r} is not available for {granularity} pruning; "
                           f"choose one of: {', '.join(sorted(_STRUCTURED))}")
-    return _STRUCTURED[criterion](granularity)
+    import torch_pruning as tp
+
+    cls_name, kwargs = _STRUCTURED[criterion]
+    if cls_name != "RandomImportance":
+        kwargs = {**kwargs, "group_reduction": _reduction(granularity)}
+    return getattr(tp.importance, cls_name)(**kwargs)
 
 
 def check_criterion(criterion: str, granularity: str) -> None:
