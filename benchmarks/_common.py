@@ -1,7 +1,6 @@
 """Shared benchmark plumbing: print the host, time side by side, write JSON results."""
 from __future__ import annotations
 
-import json
 import sys
 import time
 from collections.abc import Callable

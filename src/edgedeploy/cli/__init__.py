@@ -6,7 +6,7 @@ import sys
 from .app import app, console
 
 # Each stage adds its commands in its own module; importing it registers them on `app`.
-_COMMAND_MODULES = ("profile_cmd", "export_cmd", "toolchain_cmd", "blocks_cmd", "prune_cmd")
+_COMMAND_MODULES = ("profile_cmd", "toolchain_cmd", "blocks_cmd", "qnn_cmd", "export_cmd", "prune_cmd", "quantize_cmd")
 
 
 def _register() -> None:

@@ -16,7 +16,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 
 from .._io import package_versions, sha256_file, update_manifest
 from ..errors import ArtifactError, ConfigError, ExportError, ToolchainError, UnsupportedOpError

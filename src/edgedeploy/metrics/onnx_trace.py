@@ -1,7 +1,6 @@
 """Trace an ONNX graph with ONNX shape inference into the same events the torch tracer emits."""
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 

