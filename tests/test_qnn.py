@@ -285,3 +285,34 @@ def test_compile_an_existing_qdq_model_for_another_soc(u8_export, digits_data, t
         session = load(dest, runtime="qnn", soc_model="SM8550")
     x = digits_data.x_test[:1].numpy()
     assert session.run(x)[0].shape == (1, 10)
+
+
+def test_check_against_qualcomm_htp_runs_the_qnn_op_check(trained_digits_cnn):
+    from edgedeploy.targets.check import check
+
+    bad = check(_ModNet().eval(), "qualcomm-htp", input_shape=(1, 1, 16, 16))
+    assert bad["htp ops"].passed is False and "Mod" in bad["htp ops"].message and "wrap" in bad["htp ops"].message
+    assert not bad.passed
+    good = check(trained_digits_cnn, "qualcomm-htp", input_shape=(1, 1, 16, 16))
+    assert good["htp ops"].passed is True and good.passed
+
+
+def test_socs_come_from_the_target_profile():
+    from edgedeploy.targets.target import Target
+
+    table = Target.load("qualcomm-htp").extras["socs"]
+    assert qnn_ep.resolve_soc("sm8650") == ("SM8650", table["SM8650"]["id"], table["SM8650"]["htp_arch"])
+    assert qnn_ep.resolve_soc(69)[0] == "SM8750"
+
+
+def test_export_cli_to_qnn(tmp_path, capsys):
+    from edgedeploy.cli import main
+
+    out = tmp_path / "build"
+    rc = main(["export", "digits-cnn", "--input", "1x1x16x16", "--to", "onnx,qnn", "--soc", "SM8750",
+               "--calib", "digits", "--out", str(out)])
+    text = capsys.readouterr().out
+    assert rc == 0, text
+    assert (out / "digits-cnn.onnx").is_file() and any(out.glob("*_ctx.onnx"))
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert {"onnx", "qnn"} <= set(manifest) and manifest["qnn"]["details"]["htp_arch"] == 79

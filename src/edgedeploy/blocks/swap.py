@@ -4,6 +4,7 @@ New blocks are freshly initialized: fine-tune (or distill) the swapped model bef
 """
 from __future__ import annotations
 
+import abc
 import copy
 import io
 from collections.abc import Callable, Sequence
@@ -40,14 +41,16 @@ def register_rule(name: str) -> Callable[[type], type]:
     return deco
 
 
-class SwapRule:
+class SwapRule(abc.ABC):
     """A rule: which layer it matches (``matches``) and what replaces it (``build``, given the act to keep)."""
 
-    def matches(self, module: nn.Module, is_first_conv: bool) -> bool:  # noqa: D102
-        raise NotImplementedError
+    @abc.abstractmethod
+    def matches(self, module: nn.Module, is_first_conv: bool) -> bool:
+        """True when ``module`` is a layer this rule replaces."""
 
-    def build(self, module: nn.Module, act: str | None) -> nn.Module:  # noqa: D102
-        raise NotImplementedError
+    @abc.abstractmethod
+    def build(self, module: nn.Module, act: str | None) -> nn.Module:
+        """The replacement block for ``module``, ending in activation ``act``."""
 
 
 def _plain_conv(m: nn.Module, k: int) -> bool:

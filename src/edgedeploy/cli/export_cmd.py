@@ -8,7 +8,7 @@ import typer
 
 from .app import app, console
 
-FORMATS = ("onnx", "openvino", "blob")
+FORMATS = ("onnx", "openvino", "blob", "qnn")
 
 
 def _floats(text: str | None, what: str) -> tuple[float, ...] | None:
@@ -36,7 +36,7 @@ def _formats(text: str) -> list[str]:
 def export_cmd(
     model: str = typer.Argument(..., help="package.module:factory, a zoo name, or an .onnx file"),
     input: str | None = typer.Option(None, "--input", "-i", help="input shape NxCxHxW, e.g. 1x3x224x224"),  # noqa: A002
-    to: str = typer.Option("onnx,openvino", "--to", help="comma-separated: onnx, openvino, blob"),
+    to: str = typer.Option("onnx,openvino", "--to", help="comma-separated: onnx, openvino, blob, qnn"),
     out: Path = typer.Option(Path("build"), "--out", "-o", help="output folder (gets a manifest.json)"),
     exporter: str = typer.Option("dynamo", "--exporter", help="ONNX exporter: dynamo or torchscript"),
     opset: int | None = typer.Option(None, "--opset", help="ONNX opset (default: the exporter's)"),
@@ -48,9 +48,11 @@ def export_cmd(
     scale: str | None = typer.Option(None, "--scale", help="per-channel scale (divisor), e.g. 58.4,57.1,57.4"),
     reverse_channels: bool = typer.Option(False, "--reverse-channels", help="the camera sends BGR, model wants RGB"),
     shaves: int = typer.Option(6, "--shaves", help="blob: SHAVE cores (and CMX slices)"),
+    soc: str = typer.Option("SM8650", "--soc", help="qnn: Snapdragon SoC (e.g. SM8650, SM8750) or QNN id"),
+    calib: str | None = typer.Option(None, "--calib", help="qnn: calibration data, 'digits' or a .npy file"),
     json_out: Path | None = typer.Option(None, "--json", help="also write the results as JSON"),
 ) -> None:
-    """Export MODEL to ONNX, OpenVINO IR and/or a MyriadX blob in --out, verifying each against torch."""
+    """Export MODEL to ONNX, OpenVINO IR, a MyriadX blob and/or a QNN context binary in --out, each verified."""
     from ..errors import ShapeError
     from ..modelref import load_model, parse_shape
 
@@ -88,6 +90,10 @@ def export_cmd(
 
                 x = torch.randn(*shape, generator=torch.Generator().manual_seed(0))
                 results.append(export_openvino(net, cfg_ov, out=out, example_inputs=x, name=_name(model)))
+    if "qnn" in formats:
+        from .qnn_cmd import export_to_qnn
+
+        results.append(export_to_qnn(model, input, soc, calib, out, print_result=False))
     if "blob" in formats:
         results.append(_blob(net, shape, onnx_path, out, model, exporter, shaves, input_type, mean_v, scale_v,
                              reverse_channels))

@@ -33,7 +33,7 @@ def calibration_data(calib: str, shape: tuple[int, ...]) -> Any:
 
 def export_to_qnn(model_ref: str, input_shape: str | None, soc: str, calib: str | None, out: Path,
                   activations: str = "mixed", weights: str = "u8", htp_arch: int | None = None,
-                  embed: bool = True, pretrained: bool = False, samples: int = 200) -> Any:
+                  embed: bool = True, pretrained: bool = False, samples: int = 200, print_result: bool = True) -> Any:
     """Resolve MODEL and --calib, run ``export_qnn`` and print the result (shared with ``export --to qnn``)."""
     from ..errors import ShapeError
     from ..export.qnn import QnnConfig, export_qnn
@@ -57,7 +57,8 @@ def export_to_qnn(model_ref: str, input_shape: str | None, soc: str, calib: str 
 
         example = torch.zeros(shape)
     result = export_qnn(model, config, calibration=data, example_inputs=example, out=out)
-    console.print(result)
+    if print_result:            # `export --to ...` prints every result itself
+        console.print(result)
     console.print(_figures_table(result.details))
     console.print("[dim]QNN HTP ran in x86 emulation: for device latency use `edgedeploy check MODEL --target "
                   "qualcomm-htp` (a roofline estimate).[/]")

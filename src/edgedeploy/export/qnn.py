@@ -376,7 +376,7 @@ def _graph(path: Path) -> Any:
 
 
 def _target_label(provider: dict[str, str]) -> str:
-    soc = next((n for n, (i, _) in qnn_ep.SOCS.items() if str(i) == provider.get("soc_model")), None)
+    soc = next((n for n, (i, _) in qnn_ep.socs().items() if str(i) == provider.get("soc_model")), None)
     return f"{soc + ', ' if soc else ''}HTP v{provider['htp_arch']}"
 
 

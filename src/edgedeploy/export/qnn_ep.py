@@ -8,6 +8,7 @@ is silently ignored and runs everything on the CPU. The EP also only warns about
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import platform
 import re
@@ -22,12 +23,13 @@ from ..errors import ArtifactError, ConfigError, ExportError, ToolchainError, Un
 EP_NAME = "QNNExecutionProvider"
 #: Hexagon HTP architectures the bundled QNN 2.51 HTP backend compiles for.
 HTP_ARCHS = (68, 69, 73, 75, 79, 81)
-#: Snapdragon SoCs by part name: (QNN soc_model id, HTP arch). Names checked against the EP on 2026-11-24;
-#: ids and arches from QNN's "Supported Snapdragon devices" table.
-SOCS: dict[str, tuple[int, int]] = {
-    "SM8350": (30, 68), "SM8450": (36, 69), "SM8475": (42, 69), "SM8550": (43, 73), "SM8650": (57, 75),
-    "SM8750": (69, 79), "SM8850": (87, 81), "SC8380XP": (60, 73), "SA8295": (39, 68),
-}
+@functools.lru_cache(maxsize=1)
+def socs() -> dict[str, tuple[int, int]]:
+    """Snapdragon SoCs by part name -> (QNN soc_model id, HTP arch), from the qualcomm-htp target profile."""
+    from ..targets.target import Target
+
+    table = Target.load("qualcomm-htp").extras.get("socs") or {}
+    return {name: (int(v["id"]), int(v["htp_arch"])) for name, v in table.items()}
 #: provider options we pass through, with their allowed values (None: free-form, checked elsewhere)
 _OPTION_VALUES: dict[str, frozenset[str] | None] = {
     "backend_type": frozenset({"htp"}),
@@ -49,11 +51,11 @@ _registered: list[Any] = []
 def resolve_soc(soc: str | int) -> tuple[str, int, int]:
     """Map a SoC name ("SM8650") or QNN soc_model id (57) to (name, id, htp_arch); ConfigError if unknown."""
     text = str(soc).strip().upper()
-    for name, (sid, arch) in SOCS.items():
+    for name, (sid, arch) in socs().items():
         if text == name or text == str(sid):
             return name, sid, arch
     raise ConfigError(f"unknown Snapdragon SoC {soc!r}; choose one of: "
-                      + ", ".join(f"{n} (id {i}, v{a})" for n, (i, a) in SOCS.items())
+                      + ", ".join(f"{n} (id {i}, v{a})" for n, (i, a) in socs().items())
                       + " (the QNN provider would silently ignore it)")
 
 

@@ -125,6 +125,9 @@ def check(model_or_profile: Any, target: Target | str | os.PathLike[str],
         _memory_verdict(prof, tgt, precision),
         _latency_verdict(prof, tgt, layers),
     ]
+    compiler = _compiler_ops_verdict(model_or_profile, tgt, input_shape)
+    if compiler is not None:
+        verdicts.append(compiler)
     latency = sum(r.latency_ms for r in layers)
     verdicts.append(_fps_verdict(tgt, latency, fps))
     verdicts.append(_bandwidth_verdict(prof, tgt, fps))
@@ -157,6 +160,37 @@ def _profile_for(obj: Any, tgt: Target, input_shape: Any, precision: str | None,
 
     prof = profile(obj, input_shape, precision=_PROFILE_AS.get(precision, precision), fps=fps)
     return prof, precision
+
+
+def _compiler_ops_verdict(obj: Any, tgt: Target, input_shape: Any) -> Verdict | None:
+    """The target compiler's own op check (``extras.op_check`` in its YAML), run on the model itself.
+
+    ``qnn``: the graph is quantized and opened on the QNN HTP backend with CPU fallback disabled, the same
+    check ``export_qnn`` runs. Skipped (an informational verdict) for a bare Profile or without the plugin.
+    """
+    kind = tgt.extras.get("op_check")
+    if kind is None:
+        return None
+    if kind != "qnn":
+        raise ConfigError(f"target {tgt.name}: unknown extras.op_check {kind!r}; supported: qnn")
+    if isinstance(obj, Profile):
+        return Verdict("htp ops", None, None, None, "nodes", "QNN op check needs the model, not a Profile")
+    from ..errors import ToolchainError
+    from ..export.qnn import qnn_unsupported_ops
+
+    example = None
+    if not isinstance(obj, str | Path):
+        import torch
+
+        example = torch.zeros(tuple(input_shape))
+    try:
+        bad = qnn_unsupported_ops(obj, example)
+    except ToolchainError as exc:
+        return Verdict("htp ops", None, None, None, "nodes", f"QNN op check skipped: {exc}")
+    if not bad:
+        return Verdict("htp ops", True, 0, 0, "nodes", "every node runs on QNN HTP (checked on the HTP backend)")
+    names = "; ".join(str(n) for n in bad)
+    return Verdict("htp ops", False, len(bad), 0, "nodes", f"QNN HTP rejects {names}")
 
 
 def _precision_verdict(tgt: Target, precision: str, peak_prec: str) -> Verdict:
