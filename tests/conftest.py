@@ -1,14 +1,13 @@
 """Shared fixtures: deterministic seeds and a trained digits CNN (real data: sklearn's digits)."""
 from __future__ import annotations
 
-import os
-
 import pytest
 import torch
 
 
-if os.environ.get("PYTEST_XDIST_WORKER"):
-    torch.set_num_threads(1)      # one thread per xdist worker: 2 workers on 2 cores, no oversubscription
+# Tests use one torch thread: small models run fastest that way, and 2 xdist workers on 2 cores do not
+# oversubscribe. Code under test that pins threads (measure, benchmark) sets and restores its own count.
+torch.set_num_threads(1)
 
 
 @pytest.fixture(autouse=True)
@@ -25,11 +24,8 @@ def digits_data():
 
 
 @pytest.fixture(scope="session")
-def trained_digits_cnn(digits_data):
+def trained_digits_cnn():
     """The zoo's digits CNN trained on the real digits (~99% test top-1)."""
-    from edgedeploy.zoo.digits import DigitsCNN, train_classifier
+    from edgedeploy.zoo.digits import digits_cnn
 
-    torch.manual_seed(0)
-    model = DigitsCNN()
-    train_classifier(model, digits_data, epochs=8, seed=0)
-    return model.eval()
+    return digits_cnn(pretrained=True, epochs=8, seed=0)

@@ -9,13 +9,6 @@ from edgedeploy.errors import ConfigError, ShapeError
 from edgedeploy.zoo.digits import DigitsCNN, accuracy, digits_cnn, load_digits_data
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 @pytest.fixture(scope="module")
 def data():

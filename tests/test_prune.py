@@ -21,14 +21,6 @@ def _seeded(model: nn.Module) -> nn.Module:
     return model.eval()
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Small models run fastest on one thread (and do not fight other processes for cores)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 @pytest.fixture(scope="module")
 def cnn() -> DigitsCNN:

@@ -1,4 +1,4 @@
-"""Quantization on real data (sklearn digits): INT8 static through both backends, FP16 parity, bad input, CLI."""
+"""Quantization on real data (sklearn digits_data): INT8 static through both backends, FP16 parity, bad input, CLI."""
 from __future__ import annotations
 
 import json
@@ -10,32 +10,22 @@ torch = pytest.importorskip("torch")
 
 from edgedeploy.compress.quantize import QuantConfig, quantize, valid_pairs  # noqa: E402
 from edgedeploy.errors import CalibrationError, ConfigError  # noqa: E402
-from edgedeploy.zoo.digits import digits_cnn, load_digits_data  # noqa: E402
+
+
 
 
 @pytest.fixture(scope="module")
-def digits():
-    return load_digits_data()
-
-
-@pytest.fixture(scope="module")
-def trained(digits):
-    torch.manual_seed(0)
-    return digits_cnn(pretrained=True, epochs=6)
-
-
-@pytest.fixture(scope="module")
-def fp32_onnx(tmp_path_factory, trained):
+def fp32_onnx(tmp_path_factory, trained_digits_cnn):
     from edgedeploy.compress.quantize.graph import to_onnx
 
-    path = tmp_path_factory.mktemp("fp32") / "digits.onnx"
-    return to_onnx(trained, {"input": np.zeros((1, 1, 16, 16), np.float32)}, path)
+    path = tmp_path_factory.mktemp("fp32") / "digits_data.onnx"
+    return to_onnx(trained_digits_cnn, {"input": np.zeros((1, 1, 16, 16), np.float32)}, path)
 
 
 @pytest.mark.parametrize("backend", ["onnxruntime", "openvino"])
-def test_int8_static_within_one_point(backend, fp32_onnx, digits, tmp_path):
-    res = quantize(fp32_onnx, QuantConfig(mode="int8-static", backend=backend), calibration=digits.x_train,
-                   eval_data=(digits.x_test, digits.y_test), out=tmp_path)
+def test_int8_static_within_one_point(backend, fp32_onnx, digits_data, tmp_path):
+    res = quantize(fp32_onnx, QuantConfig(mode="int8-static", backend=backend), calibration=digits_data.x_train,
+                   eval_data=(digits_data.x_test, digits_data.y_test), out=tmp_path)
     rep = res.report
     assert rep.accuracy_before > 95.0
     assert rep.accuracy_drop <= 1.0, str(rep)
@@ -47,8 +37,8 @@ def test_int8_static_within_one_point(backend, fp32_onnx, digits, tmp_path):
     # the artifact runs on its runtime and gives the reported accuracy
     from edgedeploy.runtime import load
 
-    logits = load(res.path, runtime=backend).run(digits.x_test.numpy())[0]
-    acc = 100.0 * np.mean(logits.argmax(1) == digits.y_test.numpy())
+    logits = load(res.path, runtime=backend).run(digits_data.x_test.numpy())[0]
+    acc = 100.0 * np.mean(logits.argmax(1) == digits_data.y_test.numpy())
     assert acc == pytest.approx(rep.accuracy_after, abs=0.25)
     manifest = json.loads((tmp_path / "manifest.json").read_text())
     assert res.path.name in manifest[f"quantize-int8-static-{backend}"]["sha256"]
@@ -56,8 +46,8 @@ def test_int8_static_within_one_point(backend, fp32_onnx, digits, tmp_path):
 
 
 @pytest.mark.parametrize("backend", ["onnxruntime", "openvino"])
-def test_fp16_parity(backend, trained, digits, tmp_path):
-    res = quantize(trained, QuantConfig(mode="fp16", backend=backend), eval_data=(digits.x_test, digits.y_test),
+def test_fp16_parity(backend, trained_digits_cnn, digits_data, tmp_path):
+    res = quantize(trained_digits_cnn, QuantConfig(mode="fp16", backend=backend), eval_data=(digits_data.x_test, digits_data.y_test),
                    out=tmp_path)
     rep = res.report
     assert rep.output_max_abs_error < 0.05, str(rep)                 # fp16 rounding on ~10-magnitude logits
@@ -67,9 +57,9 @@ def test_fp16_parity(backend, trained, digits, tmp_path):
     assert {lr.precision for lr in rep.layers} == {"fp16"}
 
 
-def test_int8_dynamic_and_ignored_layer(fp32_onnx, digits, tmp_path):
+def test_int8_dynamic_and_ignored_layer(fp32_onnx, digits_data, tmp_path):
     res = quantize(fp32_onnx, QuantConfig(mode="int8-static", ignored=("fc", "/stem/stem.0/Conv")),
-                   calibration=digits.x_train[:128], eval_data=(digits.x_test, digits.y_test), out=tmp_path,
+                   calibration=digits_data.x_train[:128], eval_data=(digits_data.x_test, digits_data.y_test), out=tmp_path,
                    latency=False)
     precisions = {lr.module: lr.precision for lr in res.report.layers}
     assert precisions["fc"] == "fp32" and precisions["stem.0"] == "fp32" and precisions["res.0"] == "int8"
@@ -109,9 +99,9 @@ def test_calibration_of_wrong_shape(fp32_onnx, tmp_path):
                  out=tmp_path / "m")
 
 
-def test_ignored_layer_that_does_not_exist(fp32_onnx, digits, tmp_path):
+def test_ignored_layer_that_does_not_exist(fp32_onnx, digits_data, tmp_path):
     with pytest.raises(ConfigError, match=r"'stem\.9' not found.*stem\.0 \(/stem/stem\.0/Conv\)"):
-        quantize(fp32_onnx, QuantConfig(ignored=("stem.9",)), calibration=digits.x_train[:64], out=tmp_path)
+        quantize(fp32_onnx, QuantConfig(ignored=("stem.9",)), calibration=digits_data.x_train[:64], out=tmp_path)
 
 
 def test_cli_quantize_openvino(fp32_onnx, tmp_path, capsys):

@@ -8,30 +8,21 @@ torch = pytest.importorskip("torch")
 
 from edgedeploy.compress.quantize import QuantConfig, quantize  # noqa: E402
 from edgedeploy.compress.quantize.sensitivity import mixed_precision  # noqa: E402
-from edgedeploy.zoo.digits import digits_cnn, load_digits_data, train_classifier  # noqa: E402
+from edgedeploy.zoo.digits import train_classifier  # noqa: E402
 
 # The honest hard case: a 3-bit per-tensor weight grid (stored in int8 QDQ, so the model runs as INT8).
 # Per-tensor scales of BN-folded convs leave most channels with a handful of levels: PTQ loses points.
 LOW_BIT = dict(backend="torch", per_channel=False, weight_bits=3)
 
 
-@pytest.fixture(scope="module")
-def digits():
-    return load_digits_data()
 
 
-@pytest.fixture(scope="module")
-def trained(digits):
-    torch.manual_seed(0)
-    return digits_cnn(pretrained=True, epochs=6)
-
-
-def test_qat_recovers_where_ptq_loses(trained, digits, tmp_path):
-    ev = (digits.x_test, digits.y_test)
-    ptq = quantize(trained, QuantConfig(mode="int8-static", **LOW_BIT), calibration=digits.x_train, eval_data=ev,
+def test_qat_recovers_where_ptq_loses(trained_digits_cnn, digits_data, tmp_path):
+    ev = (digits_data.x_test, digits_data.y_test)
+    ptq = quantize(trained_digits_cnn, QuantConfig(mode="int8-static", **LOW_BIT), calibration=digits_data.x_train, eval_data=ev,
                    out=tmp_path / "ptq", latency=False).report
-    qat_res = quantize(trained, QuantConfig(mode="qat", qat_epochs=3, **LOW_BIT), calibration=digits.x_train,
-                       train_data=(digits.x_train, digits.y_train), eval_data=ev, out=tmp_path / "qat", latency=False)
+    qat_res = quantize(trained_digits_cnn, QuantConfig(mode="qat", qat_epochs=3, **LOW_BIT), calibration=digits_data.x_train,
+                       train_data=(digits_data.x_train, digits_data.y_train), eval_data=ev, out=tmp_path / "qat", latency=False)
     qat = qat_res.report
     assert ptq.accuracy_drop > 3.0, str(ptq)                 # PTQ loses accuracy here ...
     assert qat.accuracy_drop <= 1.0, str(qat)                # ... QAT recovers it
@@ -52,15 +43,15 @@ def test_qat_recovers_where_ptq_loses(trained, digits, tmp_path):
 
     ov.save_model(ov.convert_model(str(qat_res.path)), str(tmp_path / "qat.xml"))
     for path, rt in ((qat_res.path, "onnxruntime"), (tmp_path / "qat.xml", "openvino")):
-        logits = load(path, runtime=rt).run(digits.x_test.numpy())[0]
-        acc = 100.0 * np.mean(logits.argmax(1) == digits.y_test.numpy())
+        logits = load(path, runtime=rt).run(digits_data.x_test.numpy())[0]
+        acc = 100.0 * np.mean(logits.argmax(1) == digits_data.y_test.numpy())
         assert acc == pytest.approx(qat.accuracy_after, abs=0.5), rt
 
 
-def test_mixed_precision_meets_budget(trained, digits, tmp_path, capsys):
+def test_mixed_precision_meets_budget(trained_digits_cnn, digits_data, tmp_path, capsys):
     budget = 1.0
-    res = mixed_precision(trained, QuantConfig(mode="int8-static", **LOW_BIT), calibration=digits.x_train,
-                          eval_data=(digits.x_test, digits.y_test), budget=budget, out=tmp_path)
+    res = mixed_precision(trained_digits_cnn, QuantConfig(mode="int8-static", **LOW_BIT), calibration=digits_data.x_train,
+                          eval_data=(digits_data.x_test, digits_data.y_test), budget=budget, out=tmp_path)
     rep = res.report
     precisions = [lr.precision for lr in rep.layers]
     assert rep.accuracy_drop <= budget, str(rep)
@@ -73,16 +64,16 @@ def test_mixed_precision_meets_budget(trained, digits, tmp_path, capsys):
     assert "sensitivity" in out and "res.0" in out
 
 
-def test_fp16_aware_training_lowers_export_error(trained, digits):
+def test_fp16_aware_training_lowers_export_error(trained_digits_cnn, digits_data):
     import copy
 
     from edgedeploy.compress.quantize.fp16_training import (disable_fp16_rounding, fp16_export_error,
                                                             prepare_fp16_training)
 
-    x = digits.x_test
-    plain = fp16_export_error(trained, x)                     # FP16 ONNX vs the FP32 model it came from
-    aware = prepare_fp16_training(trained)
-    train_classifier(aware, digits, epochs=1, lr=1e-4)
+    x = digits_data.x_test
+    plain = fp16_export_error(trained_digits_cnn, x)                     # FP16 ONNX vs the FP32 model it came from
+    aware = prepare_fp16_training(trained_digits_cnn)
+    train_classifier(aware, digits_data, epochs=1, lr=1e-4)
     baked = disable_fp16_rounding(copy.deepcopy(aware))
     w = baked.get_submodule("stem.0").weight.detach()
     assert torch.equal(w, w.half().float())                   # weights sit on the float16 grid
