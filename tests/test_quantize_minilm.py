@@ -29,6 +29,14 @@ def test_minilm_dynamic_int8_cosine(tmp_path):
     keep = quantize(onnx_path, QuantConfig(mode="int8-dynamic", ignored=ffn_out), eval_data=feed,
                     out=tmp_path / "q2", per_layer=False, latency=False).report
     assert len(ffn_out) == 6 and keep.output_cosine_min >= 0.99, str(keep)
+    # keep_float=1: the one Linear whose float copy helps most, chosen on other sentences (never the test ones)
+    one = quantize(onnx_path, QuantConfig(mode="int8-dynamic", keep_float=1),
+                   calibration=minilm.tokenize(minilm.CALIBRATION_SENTENCES), eval_data=feed, out=tmp_path / "q3",
+                   per_layer=False, latency=False).report
+    assert not set(minilm.CALIBRATION_SENTENCES) & set(minilm.SENTENCES)
+    assert sum(lr.precision == "fp32" for lr in one.layers) == 1, str(one)
+    assert one.output_cosine_min >= 0.99 and one.output_cosine_min > rep.output_cosine_min, str(one)
+    assert any(n.startswith("keep_float=1: chose by sensitivity on 12 calibration samples") for n in one.notes)
     # the artifact runs and the embeddings are unit vectors like the original's
     from edgedeploy.runtime import load
 

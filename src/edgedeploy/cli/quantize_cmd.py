@@ -48,6 +48,8 @@ def quantize_cmd(
     per_tensor: bool = typer.Option(False, "--per-tensor", help="per-tensor weight scales (default per-channel)"),
     calibration: str = typer.Option("minmax", "--calibration", help="minmax, entropy or percentile"),
     budget: float | None = typer.Option(None, "--budget", help="mixed precision: max top-1 drop in points"),
+    keep_float: int = typer.Option(0, "--keep-float", min=0,
+                                   help="keep the N most sensitive layers in float (chosen on the calibration data)"),
     pretrained: bool = typer.Option(False, "--pretrained", help="ask the zoo factory for trained weights"),
 ) -> None:
     """Quantize MODEL and print size, accuracy, latency, energy and per-layer error before/after."""
@@ -59,7 +61,7 @@ def quantize_cmd(
     from ..modelref import load_model, parse_shape
 
     config = QuantConfig(mode=mode, backend=backend, per_channel=not per_tensor, calibration=calibration,
-                         ignored=tuple(ignore))
+                         ignored=tuple(ignore), keep_float=keep_float)
     shape = parse_shape(input) if input else None
     net = load_model(model, pretrained=True) if pretrained else load_model(model)
     if isinstance(net, Path):

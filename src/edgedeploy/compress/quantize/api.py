@@ -13,6 +13,7 @@ from ...errors import ArtifactError, CalibrationError, ConfigError, ModelRunErro
 from . import data as qdata
 from . import graph
 from .config import QuantConfig
+from .keep_float import choose_float_layers
 from .registry import Artifact, Job, Quantizer, get_quantizer, names_of
 from .report import LayerReport, QuantReport, energy_pj
 
@@ -43,21 +44,31 @@ def quantize(model_or_onnx: Any, config: QuantConfig | None = None, calibration:
     module, fp32_onnx = _float_onnx(model_or_onnx, example_inputs, eval_data, calibration, out_dir, config)
     specs = qdata.onnx_inputs(fp32_onnx)
     calib = qdata.to_feeds(calibration, specs, "calibration", limit=config.calibration_samples)
-    if config.mode in quantizer.calibrated_modes and not calib:
-        raise CalibrationError(f"mode {config.mode!r} needs calibration data: pass calibration= a few hundred "
-                               "representative inputs (tensor/array, (x, y) pair, batches or a DataLoader)")
+    if (config.mode in quantizer.calibrated_modes or config.keep_float) and not calib:
+        needs = f"mode {config.mode!r}" if config.mode in quantizer.calibrated_modes else "keep_float"
+        raise CalibrationError(f"{needs} needs calibration data: pass calibration= a few hundred representative "
+                               "inputs (tensor/array, (x, y) pair, batches or a DataLoader), not your test set")
     import onnx
 
     layers = graph.layers(onnx.load(str(fp32_onnx)))
     ignored = _resolve_ignored(config.ignored, layers)
     job = Job(config, fp32_onnx, module, calib, [ly.name for ly in ignored], [ly.module for ly in ignored],
               train_data, out_dir)
+    note = None
+    if config.keep_float:
+        candidates = len(layers) - len(job.ignored_nodes)
+        if config.keep_float > candidates:
+            raise ConfigError(f"keep_float={config.keep_float} but the model has only {candidates} quantizable "
+                              "layer(s) not already ignored; lower keep_float")
+        job, note = choose_float_layers(quantizer, job, layers)
     from rich.progress import Progress
 
     with Progress(transient=True) as progress:
         progress.add_task(f"quantizing {config.mode} via {config.backend}", total=None)
         artifact = quantizer.quantize(job)
         report = _measure(quantizer, job, artifact, layers, eval_data, specs, per_layer, latency)
+    if note:
+        report.notes.append(note)
     report.to_json(out_dir / "quant_report.json")
     files = [p.name for p in (artifact.path, artifact.path.with_suffix(".bin"), artifact.onnx_path,
                               out_dir / "quant_report.json") if p is not None and p.exists()]

@@ -27,6 +27,15 @@ SENTENCES = (
     "The river flooded the village after the storm.",
 )
 
+# other sentences, for choices made from data (e.g. QuantConfig(keep_float=1)); never the evaluation sentences
+CALIBRATION_SENTENCES = (
+    "The weather is lovely today.", "I need to buy a new laptop for work.", "The train leaves from platform four.",
+    "Dogs are loyal companions.", "The committee approved the budget after a long debate.",
+    "Tiny sensors measure air quality in the city.", "She painted the fence bright blue.",
+    "Compilers translate source code into machine instructions.", "We watched the sunset from the hill.",
+    "A cup of coffee helps me wake up.", "The hospital hired twenty new nurses.", "Birds migrate south in winter.",
+)
+
 
 def model_dir() -> Path:
     """Folder of the packaged MiniLM-L6 weights and tokenizer (offline)."""
