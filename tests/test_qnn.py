@@ -29,6 +29,16 @@ def u8_export(trained_digits_cnn, digits_data, tmp_path_factory):
                       evaluation=(digits_data.x_test[:150], digits_data.y_test[:150]), out=out)
 
 
+def _digits_onnx(model, folder):
+    """The trained digits CNN as a plain opset-17 ONNX file (what a user would bring)."""
+    path = folder / "digits.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, (torch.zeros(1, 1, 16, 16),), str(path), dynamo=False, opset_version=17,
+                          input_names=["input"])
+    return path
+
+
 def _torch_agreement(model, x, logits):
     with torch.no_grad():
         ref = model(torch.as_tensor(x)).numpy()
@@ -162,11 +172,7 @@ def test_missing_plugin_and_old_glibc_name_the_fix(monkeypatch):
 def test_mixed_precision_moves_activations_to_u16_until_the_budget_is_met(trained_digits_cnn, digits_data, tmp_path):
     from edgedeploy.compress.quantize.data import onnx_inputs, to_feeds
 
-    onnx_path = tmp_path / "digits.onnx"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(trained_digits_cnn, (torch.zeros(1, 1, 16, 16),), str(onnx_path), dynamo=False,
-                          opset_version=17, input_names=["input"])
+    onnx_path = _digits_onnx(trained_digits_cnn, tmp_path)
     specs = onnx_inputs(onnx_path)
     # two over-exposed frames among the calibration samples stretch every u8 range
     calib = torch.cat([digits_data.x_train[:62], digits_data.x_train[62:64] * 100])
@@ -202,11 +208,7 @@ def test_qnn_quantizer_backend(trained_digits_cnn, digits_data, tmp_path):
 def test_cli_compiles_an_onnx_file_with_digits_calibration(trained_digits_cnn, tmp_path, capsys):
     from edgedeploy.cli import main
 
-    onnx_path = tmp_path / "digits.onnx"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(trained_digits_cnn, (torch.zeros(1, 1, 16, 16),), str(onnx_path), dynamo=False,
-                          opset_version=17, input_names=["input"])
+    onnx_path = _digits_onnx(trained_digits_cnn, tmp_path)
     out = tmp_path / "qnn"
     rc = main(["qnn", str(onnx_path), "--soc", "SM8550", "--calib", "digits", "--activations", "u8",
                "--weights", "s8", "--samples", "64", "--out", str(out)])
@@ -255,11 +257,7 @@ def test_op_check_without_export(trained_digits_cnn, tmp_path):
     nodes = qnn_unsupported_ops(_ModNet().eval(), torch.zeros(1, 1, 16, 16))
     assert [(n.op_type, n.module) for n in nodes] == [("Mod", "wrap (_Wrap)")]
     assert "fmod" in nodes[0].reason
-    onnx_path = tmp_path / "digits.onnx"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(trained_digits_cnn, (torch.zeros(1, 1, 16, 16),), str(onnx_path), dynamo=False,
-                          opset_version=17, input_names=["input"])
+    onnx_path = _digits_onnx(trained_digits_cnn, tmp_path)
     assert qnn_unsupported_ops(onnx_path, config=QnnConfig(soc_model="SM8750", activations="u16")) == []
 
 
