@@ -141,7 +141,8 @@ def compare_minilm(work: Path) -> list[dict[str, Any]]:
     """FP32 vs our INT8 dynamic (per-channel; all, minus 6 FFN layers, minus the 1 most sensitive) vs ORT defaults."""
     from onnxruntime.quantization import quantize_dynamic
 
-    from edgedeploy.compress.quantize import QuantConfig, minilm, quantize
+    from edgedeploy.compress.quantize import QuantConfig, quantize
+    from edgedeploy.zoo import minilm
 
     fp32 = minilm.export_onnx(work / "minilm.onnx")
     feed = minilm.tokenize()

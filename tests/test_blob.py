@@ -17,6 +17,11 @@ MEAN, SCALE = (123.675, 116.28, 103.53), (58.395, 57.12, 57.375)
 pytestmark = pytest.mark.filterwarnings("ignore:You are using the legacy TorchScript:DeprecationWarning")
 
 
+def _all(captured) -> str:
+    """stdout and stderr of a CLI run (errors are printed on stderr)."""
+    return captured.out + captured.err
+
+
 class SmallCNN(nn.Module):
     def __init__(self) -> None:
         super().__init__()
@@ -96,7 +101,7 @@ def test_cnn_blob_u8_with_baked_preprocessing(myriad_toolchain, onnx_models, tmp
     # the baked graph (Cast, Gather for BGR->RGB, Sub, Mul) was checked on ONNX Runtime
     assert {"Cast", "Gather", "Sub", "Mul"} <= set(res.op_histogram)
     assert res.parity is not None and res.parity.max_abs < 1e-4
-    manifest = json.loads((tmp_path / "manifest.json").read_text())["blob"]
+    manifest = json.loads((tmp_path / "manifest.json").read_text())["cnn_4shave.blob"]
     assert manifest["files"] == ["cnn_4shave.blob", "cnn_myriad.onnx"]
     assert manifest["details"]["blob"]["shaves"] == 4 and manifest["config"]["reverse_channels"] is True
     from edgedeploy._io import sha256_file
@@ -256,12 +261,12 @@ def test_toolchain_cli(myriad_toolchain, capsys):
     from edgedeploy.cli import main
 
     assert main(["toolchain", "install", "myriad"]) == 0
-    assert "MyriadX toolchain ready" in capsys.readouterr().out
+    assert "MyriadX toolchain ready" in _all(capsys.readouterr())
     assert main(["toolchain", "status"]) == 0
-    out = capsys.readouterr().out
+    out = _all(capsys.readouterr())
     assert "myriad-2021.4.2" in out and "libusb-1.0-0" in out and "no" not in out.split()
     assert main(["toolchain", "install", "tensorrt"]) == 2
-    assert "unknown toolchain 'tensorrt'; valid choices: myriad" in capsys.readouterr().out
+    assert "unknown toolchain 'tensorrt'; valid choices: myriad" in _all(capsys.readouterr())
 
 
 def test_ir_from_export_openvino_compiles_from_its_source_onnx(myriad_toolchain, onnx_models, tmp_path):
@@ -272,7 +277,8 @@ def test_ir_from_export_openvino_compiles_from_its_source_onnx(myriad_toolchain,
     res = export_blob(ir.path, BlobConfig(shaves=6, cmx_slices=6), out=tmp_path)
     assert res.path.name == "cnn_6shave.blob" and res.details["blob"]["shaves"] == 6
     assert any("compiled from cnn.onnx" in w for w in res.warnings)
-    assert json.loads((tmp_path / "manifest.json").read_text())["blob"]["source"]["path"] == onnx_models["cnn"][0]
+    assert json.loads((tmp_path / "manifest.json").read_text())["cnn_6shave.blob"]["source"]["path"] == \
+        onnx_models["cnn"][0]
 
 
 class AbsNet(nn.Module):

@@ -15,6 +15,11 @@ OUT_S2 = (H // 2) * (W // 2)     # 176 x 640 output of the stride-2 rows
 OUT_S1 = H * W                   # 352 x 1280 output of the PartialConv table
 
 
+def _all(captured) -> str:
+    """stdout and stderr of a CLI run (errors are printed on stderr)."""
+    return captured.out + captured.err
+
+
 @pytest.fixture(scope="module")
 def tables():
     return {name: tutorial_table(name) for name in ("s2d", "dense", "ghost", "partial")}
@@ -111,7 +116,7 @@ def test_compare_bad_input(args, err):
 def test_cli_compare(capsys, tmp_path):
     out = tmp_path / "t.json"
     rc = main(["blocks", "compare", "ghost", "--in", "32", "--out", "64", "--size", "352x1280", "--json", str(out)])
-    text = capsys.readouterr().out
+    text = _all(capsys.readouterr())
     assert rc == 0
     assert "GhostConv2D" in text and "1.157 G" in text and "10.144 K" in text and "+0.00%" in text
     data = json.loads(out.read_text())
@@ -127,7 +132,7 @@ def test_cli_tables_prints_all_four(capsys, tmp_path, monkeypatch):
     assert len(tutorial_tables()) == 4 and sorted(computed) == ["dense", "ghost", "partial", "s2d"]
     out = tmp_path / "all.json"
     assert main(["blocks", "tables", "--json", str(out)]) == 0
-    text = capsys.readouterr().out
+    text = _all(capsys.readouterr())
     for title in ("SPACE-TO-DEPTH VS. CONV2D", "DENSEFEATBLOCK VS. CONV2D", "GHOSTCONV2D VS. CONV2D",
                   "PARTIALCONV2D VS. CONV2D", "320.790 M", "more than 2% off"):
         assert title in text
@@ -136,6 +141,6 @@ def test_cli_tables_prints_all_four(capsys, tmp_path, monkeypatch):
 
 def test_cli_compare_errors_exit_2(capsys):
     assert main(["blocks", "compare", "ghost", "--size", "64by64"]) == 2
-    assert "352x1280" in capsys.readouterr().out
+    assert "352x1280" in _all(capsys.readouterr())
     assert main(["blocks", "compare", "warp", "--size", "64x64"]) == 2
-    assert "choose one of" in capsys.readouterr().out
+    assert "choose one of" in _all(capsys.readouterr())

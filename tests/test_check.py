@@ -84,7 +84,8 @@ def test_onnx_profiles_use_onnx_op_names():
     prof = _profile([_layer("c", "Conv"), _layer("g", "GridSample")], source="onnx")
     verdict = check(prof, Target.load("myriadx"))["ops"]
     assert not verdict.passed and "GridSample" in verdict.message and "Conv " not in verdict.message
-    assert check(prof, Target.load("qualcomm-htp"))["ops"].passed
+    htp = check(prof, Target.load("qualcomm-htp"))["ops"]     # listed, but only the compiler can say PASS
+    assert htp.passed is None and htp.unknown and "compiler was not run" in htp.message
     unknown = check(prof, _target())["ops"]          # a target with only torch op names cannot judge ONNX ops
     assert unknown.passed is None and "supported_onnx_ops" in unknown.message
 
@@ -116,7 +117,9 @@ def test_report_serializes_and_renders(tmp_path):
     data = json.loads(out.read_text())
     assert json.loads(text) == data
     assert data["passed"] is True and data["fps"] == 30 and data["target"] == "toy"
-    assert [v["name"] for v in data["verdicts"]] == ["precision", "ops", "memory", "latency", "fps", "bandwidth"]
+    assert [v["name"] for v in data["verdicts"]] == ["precision", "fp16 range", "ops", "memory", "latency", "fps",
+                                                     "bandwidth"]
+    assert data["verdicts"][1]["status"] == "info"         # a bare Profile: no model to run for value ranges
     assert data["layers"][0]["latency_ms"] == pytest.approx(2.0) and data["layers"][0]["bound"] == "compute"
     shown = str(report)
     assert "hand on toy (fp16, 30 FPS): PASS" in shown and "bandwidth" in shown and "slowest layers" in shown

@@ -97,7 +97,8 @@ def test_check_passes_and_writes_json(capsys, tmp_path):
     data = json.loads(out_json.read_text())
     assert data["passed"] is True and data["precision"] == "fp16" and data["target"] == "myriadx"
     assert {v["name"]: v["passed"] for v in data["verdicts"]} == {
-        "precision": True, "ops": True, "memory": True, "latency": True, "fps": True, "bandwidth": True}
+        "precision": True, "fp16 range": True, "ops": True, "memory": True, "latency": True, "fps": True,
+        "bandwidth": True}
 
 
 def test_check_failing_model_exits_1_naming_the_op(capsys, factory_dir):

@@ -11,18 +11,24 @@ import torch
 from _export_models import plain_cnn
 
 from edgedeploy.cli import main
-from edgedeploy.export.frames import camera_frames
+from edgedeploy.frames import camera_frames
 from edgedeploy.export.openvino import OpenVinoConfig, preprocess_numpy
 from edgedeploy.runtime import load
 
 MODEL = "_export_models:plain_cnn"
 
 
+def _all(captured) -> str:
+    """stdout and stderr of a CLI run (errors are printed on stderr)."""
+    return captured.out + captured.err
+
+
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     out = tmp_path_factory.mktemp("cli") / "build"
     rc = main(["export", MODEL, "--input", "1x3x32x32", "--to", "onnx,openvino", "--out", str(out),
-               "--exporter", "torchscript", "--opset", "17", "--precision", "fp32", "--input-layout", "NHWC",
+               "--exporter", "torchscript", "--opset", "17", "--precision", "fp32", "--input-type", "u8",
+               "--input-layout", "NHWC",
                "--mean", "123.675,116.28,103.53", "--scale", "58.395,57.12,57.375", "--reverse-channels",
                "--json", str(out / "export.json")])
     assert rc == 0
@@ -36,7 +42,8 @@ def test_export_writes_verified_onnx_and_ir(exported):
     assert [r["format"] for r in res] == ["onnx", "openvino"]
     assert res[0]["parity"]["max_abs"] < 1e-4 and res[0]["details"]["opset"] == 17
     assert res[1]["parity"]["reference"] == "torch" and res[1]["parity"]["max_abs"] < 1e-4
-    assert set(json.loads((exported / "manifest.json").read_text())) == {"onnx", "openvino"}
+    manifest = json.loads((exported / "manifest.json").read_text())     # one entry per artifact
+    assert {k: v["stage"] for k, v in manifest.items()} == {"plain_cnn.onnx": "onnx", "plain_cnn.xml": "openvino"}
     # the IR takes raw BGR camera frames and matches torch on the same frames normalized in numpy
     frames = camera_frames(1, 32, 32, order="BGR", layout="NHWC")
     cfg = OpenVinoConfig(precision="fp32", input_layout="NHWC", reverse_channels=True,
@@ -52,7 +59,7 @@ def test_bench_artifacts_side_by_side(exported, tmp_path, capsys):
     rc = main(["bench", str(exported / "plain_cnn.onnx"), str(exported / "plain_cnn.xml"), "--threads", "1,2",
                "--repeats", "3", "--warmup", "1", "--json", str(js)])
     assert rc == 0
-    text = capsys.readouterr().out
+    text = _all(capsys.readouterr())
     assert "onnxruntime" in text and "openvino" in text and "1.00x" in text
     data = json.loads(js.read_text())
     rows = data["results"]
@@ -64,13 +71,13 @@ def test_bench_artifacts_side_by_side(exported, tmp_path, capsys):
 
 def test_bench_torch_model_and_onnx_on_openvino(exported, capsys):
     rc = main(["bench", MODEL, "--input", "1x3x32x32", "--repeats", "2", "--warmup", "0"])
-    assert rc == 0 and "torch" in capsys.readouterr().out
+    assert rc == 0 and "torch" in _all(capsys.readouterr())
     rc = main(["bench", str(exported / "plain_cnn.onnx"), "--runtime", "openvino", "--repeats", "2"])
-    assert rc == 0 and "openvino" in capsys.readouterr().out
+    assert rc == 0 and "openvino" in _all(capsys.readouterr())
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    (["export", MODEL, "--input", "1x3x32x32", "--to", "onnx,tflite"], "unknown --to format"),
+    (["export", MODEL, "--input", "1x3x32x32", "--to", "onnx,tflite"], "unknown export format"),
     (["export", MODEL, "--input", "1x3xAx32"], "cannot parse input shape"),
     (["export", MODEL], "give its input shape"),
     (["export", "_export_models:Svd", "--input", "1x3x8x8", "--to", "onnx", "--exporter", "torchscript"],
@@ -86,7 +93,7 @@ def test_errors_are_one_line_with_exit_2(exported, tmp_path, capsys, args, messa
         args += ["--out", str(tmp_path / "o")]
     capsys.readouterr()
     assert main(args) == 2
-    out = capsys.readouterr().out
+    out = _all(capsys.readouterr())
     assert message in out and "Traceback" not in out and out.startswith("error:")
     assert not (tmp_path / "o").exists() or os.listdir(tmp_path / "o") == []
 
@@ -96,7 +103,7 @@ def test_unwritable_out_folder(tmp_path, capsys):
     blocker.write_text("")
     assert main(["export", MODEL, "--input", "1x3x32x32", "--to", "onnx", "--exporter", "torchscript",
                  "--out", str(blocker / "out")]) == 2
-    assert "cannot create output folder" in capsys.readouterr().out
+    assert "cannot create output folder" in _all(capsys.readouterr())
     assert os.listdir(tmp_path) == ["blocker"]
 
 
@@ -108,7 +115,8 @@ def test_export_to_blob_end_to_end(tmp_path):
     ensure_toolchain(quiet=True)
     out = tmp_path / "b"
     rc = main(["export", MODEL, "--input", "1x3x32x32", "--to", "onnx,openvino,blob", "--out", str(out),
-               "--exporter", "torchscript", "--opset", "11", "--input-layout", "NHWC", "--reverse-channels",
+               "--exporter", "torchscript", "--opset", "11", "--input-type", "u8", "--input-layout", "NHWC",
+               "--reverse-channels",
                "--mean", "123.7,116.3,103.5", "--scale", "58.4,57.1,57.4", "--shaves", "4",
                "--json", str(tmp_path / "r.json")])
     assert rc == 0
@@ -116,7 +124,8 @@ def test_export_to_blob_end_to_end(tmp_path):
     assert [r["format"] for r in res][:2] == ["onnx", "openvino"] and len(res) == 3
     blob = Path(res[2]["path"])
     assert blob.suffix == ".blob" and blob.parent == out and blob.stat().st_size > 1000
-    assert set(json.loads((out / "manifest.json").read_text())) == {"onnx", "openvino", "blob"}
+    stages = {v["stage"] for v in json.loads((out / "manifest.json").read_text()).values()}
+    assert stages == {"onnx", "openvino", "blob"}
     info = res[2]["details"]["blob"]          # read back from the compiled blob
     assert info["shaves"] == 4 and info["cmx_slices"] == 4
     assert [i["dtype"] for i in info["inputs"].values()] == ["U8F"]

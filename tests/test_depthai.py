@@ -25,7 +25,7 @@ def blob(tmp_path_factory):
     model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 4, 3, stride=2, padding=1)).eval()
     torch.onnx.export(model, (torch.rand(1, 3, 48, 64),), str(d / "net.onnx"), dynamo=False, opset_version=11,
                       input_names=["frame"], output_names=["features"])
-    return export_blob(d / "net.onnx", BlobConfig(shaves=4, cmx_slices=4, mean=127.5, scale=127.5), out=d).path
+    return export_blob(d / "net.onnx", BlobConfig(shaves=4, cmx_slices=4, input_precision="U8", mean=127.5, scale=127.5), out=d).path
 
 
 def test_pipeline_built_without_hardware(blob):

@@ -9,6 +9,11 @@ from edgedeploy.errors import ConfigError, ShapeError
 from edgedeploy.zoo.digits import DigitsCNN, accuracy, digits_cnn, load_digits_data
 
 
+def _all(captured) -> str:
+    """stdout and stderr of a CLI run (errors are printed on stderr)."""
+    return captured.out + captured.err
+
+
 
 @pytest.fixture(scope="module")
 def data():
@@ -83,11 +88,15 @@ def test_cli_distill(tmp_path, capsys, teacher):
     teacher_pt = tmp_path / "teacher.pt"
     torch.save(teacher, teacher_pt)
     out = tmp_path / "out"
-    rc = main(["distill", str(student), "--teacher", str(teacher_pt), "--epochs", "1", "--input", "1x1x16x16",
-               "--out", str(out)])
-    text = capsys.readouterr().out
+    args = ["distill", str(student), "--teacher", str(teacher_pt), "--epochs", "1", "--input", "1x1x16x16",
+            "--out", str(out)]
+    assert main(args) == 2                          # whole pickled modules run code: refused unless trusted
+    assert "--trust-pickle" in _all(capsys.readouterr()) and not out.exists()
+    rc = main(args + ["--trust-pickle"])
+    text = _all(capsys.readouterr())
     assert rc == 0, text
     assert "top-1 on digits test" in text
     assert {"model.pt", "model.onnx", "distill_history.json", "manifest.json"} <= {p.name for p in out.iterdir()}
-    assert main(["distill", str(student), "--teacher", str(teacher_pt), "--data", "imagenet", "--out", str(out)]) == 2
-    assert "unknown dataset 'imagenet'" in capsys.readouterr().out
+    assert main(["distill", str(student), "--teacher", str(teacher_pt), "--data", "imagenet", "--out", str(out),
+                 "--trust-pickle", "--input", "1x1x16x16"]) == 2
+    assert "unknown dataset 'imagenet'" in _all(capsys.readouterr())

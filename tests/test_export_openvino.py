@@ -10,7 +10,7 @@ import torch
 from _export_models import flow_warp, plain_cnn, shuffle_up
 
 from edgedeploy.errors import ArtifactError, ConfigError, ParityError
-from edgedeploy.export.frames import camera_frames
+from edgedeploy.frames import camera_frames
 from edgedeploy.export.onnx import OnnxConfig, export_onnx
 from edgedeploy.export.openvino import OpenVinoConfig, export_openvino, preprocess_numpy
 from edgedeploy.runtime import load
@@ -81,7 +81,7 @@ def test_preprocessing_is_really_baked_in(tmp_path, onnx_files):
     assert np.abs(got - right).max() < 1e-4
     assert np.abs(got - wrong).max() > 100 * np.abs(got - right).max()
     assert res.op_histogram.get("Subtract", 0) + res.op_histogram.get("Multiply", 0) >= 1
-    man = json.loads((tmp_path / "manifest.json").read_text())["openvino"]
+    man = json.loads((tmp_path / "manifest.json").read_text())["plain_cnn.xml"]
     assert man["config"]["mean"] == list(MEAN) and man["details"]["input_layout"] == "NHWC"
     assert set(man["sha256"]) == {"plain_cnn.xml", "plain_cnn.bin"}
 

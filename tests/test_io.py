@@ -42,8 +42,8 @@ def test_manifest_records_hashes_and_merges(tmp_path) -> None:
     update_manifest(tmp_path, "onnx", {"files": ["m.onnx"], "config": {"opset": 17}})
     update_manifest(tmp_path, "openvino", {"files": []})
     m = json.loads((tmp_path / "manifest.json").read_text())
-    assert set(m) == {"onnx", "openvino"}
-    assert m["onnx"]["sha256"]["m.onnx"] == sha256_file(tmp_path / "m.onnx")
+    assert set(m) == {"m.onnx", "openvino"}                 # keyed by artifact (a stage without files by name)
+    assert m["m.onnx"]["stage"] == "onnx" and m["m.onnx"]["sha256"]["m.onnx"] == sha256_file(tmp_path / "m.onnx")
     (tmp_path / "manifest.json").write_text("{not json")
     with pytest.raises(ArtifactError, match="corrupt"):
         update_manifest(tmp_path, "x", {})

@@ -11,6 +11,11 @@ from edgedeploy.zoo.digits import DigitsCNN, load_digits_data
 from edgedeploy.zoo.digits_resnet import DigitsResNet
 
 
+def _all(captured) -> str:
+    """stdout and stderr of a CLI run (errors are printed on stderr)."""
+    return captured.out + captured.err
+
+
 def _seeded(model: nn.Module) -> nn.Module:
     """Seeded weights with non-trivial BN statistics, so criteria have something to rank."""
     g = torch.Generator().manual_seed(0)
@@ -170,7 +175,7 @@ def test_taylor_needs_data_and_uses_it(cnn, x):
     with pytest.raises(ConfigError, match="needs gradients"):
         prune(cnn, PruneConfig("channel", criterion="taylor"), x, progress=False)
     d = load_digits_data()
-    r = prune(cnn, PruneConfig("channel", criterion="taylor", amount=0.25), x, data=d.batches()[:2], progress=False)
+    r = prune(cnn, PruneConfig("channel", criterion="taylor", amount=0.25), x, train_data=d.batches()[:2], progress=False)
     assert r.report.macs_ratio > 1.5
 
 
@@ -269,7 +274,7 @@ def test_cli_prune(tmp_path, capsys):
     out = tmp_path / "pruned"
     rc = main(["prune", "digits-cnn", "--input", "1x1x16x16", "--granularity", "channel", "--amount", "0.5",
                "--scope", "global", "--out", str(out)])
-    assert rc == 0, capsys.readouterr().out
+    assert rc == 0, _all(capsys.readouterr())
     assert {"model.pt", "model.onnx", "prune_report.json", "manifest.json"} <= {p.name for p in out.iterdir()}
     import json
 
@@ -277,7 +282,7 @@ def test_cli_prune(tmp_path, capsys):
     assert rep["granularity"] == "channel" and rep["macs_ratio"] > 3.5
     capsys.readouterr()
     assert main(["prune", "digits-cnn", "--input", "1x1x16x16", "--amount", "1.2", "--out", str(out)]) == 2
-    err = capsys.readouterr().out
+    err = _all(capsys.readouterr())
     assert "amount must be a fraction" in err and "Traceback" not in err
     assert main(["prune", "digits-cnn", "--input", "1x1x16x16", "--ignore", "nope", "--out", str(out)]) == 2
-    assert "ignored layer 'nope' does not exist" in capsys.readouterr().out
+    assert "ignored layer 'nope' does not exist" in _all(capsys.readouterr())

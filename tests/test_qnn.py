@@ -17,8 +17,15 @@ from edgedeploy.errors import (CalibrationError, ConfigError, EdgeDeployError, P
 
 pytest.importorskip("onnxruntime_qnn")
 
-from edgedeploy.export import qnn_ep, qnn_quant  # noqa: E402
-from edgedeploy.export.qnn import QnnConfig, export_qnn  # noqa: E402
+from edgedeploy.compress.quantize import qnn_qdq as qnn_quant  # noqa: E402
+from edgedeploy.compress.quantize.qnn import export_qnn, qnn_unsupported_ops  # noqa: E402
+from edgedeploy.export.qnn import QnnConfig, agreement  # noqa: E402
+from edgedeploy.runtime import qnn_provider as qnn_ep  # noqa: E402
+
+
+def _all(captured) -> str:
+    """stdout and stderr of a CLI run (errors are printed on stderr)."""
+    return captured.out + captured.err
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +33,7 @@ def u8_export(trained_digits_cnn, digits_data, tmp_path_factory):
     out = tmp_path_factory.mktemp("qnn_u8")
     return export_qnn(trained_digits_cnn, QnnConfig(soc_model="SM8650", activations="u8"),
                       calibration=digits_data.x_train[:128],
-                      evaluation=(digits_data.x_test[:150], digits_data.y_test[:150]), out=out)
+                      eval_data=(digits_data.x_test[:150], digits_data.y_test[:150]), out=out)
 
 
 def _digits_onnx(model, folder):
@@ -59,7 +66,7 @@ def test_u8_context_model_agrees_with_torch_on_real_digits(u8_export, trained_di
     assert d["top1"]["htp"] >= 0.95
     assert d["context_vs_uncompiled_max_abs"] == 0.0          # the compiled context is bit-identical
     assert r.parity.max_abs == d["vs_torch"]["max_abs"] and 0 < r.parity.max_rel <= 0.5
-    manifest = json.loads(r.manifest.read_text())["qnn"]
+    manifest = json.loads(r.manifest.read_text())[r.path.name]
     assert set(manifest["sha256"]) == names and manifest["config"]["provider_options"]["soc_model"] == "57"
     assert not [p for p in r.path.parent.iterdir() if p.name.startswith(".")]   # no staging left behind
 
@@ -82,7 +89,7 @@ def test_load_and_run_context_model_on_htp(u8_export, trained_digits_cnn, digits
 def test_u16_separate_context_binary_is_closer_to_cpu_qdq(u8_export, trained_digits_cnn, digits_data, tmp_path):
     r = export_qnn(trained_digits_cnn, QnnConfig(soc_model="SM8750", activations="u16", embed=False),
                    calibration=digits_data.x_train[:128],
-                   evaluation=(digits_data.x_test[:150], digits_data.y_test[:150]), out=tmp_path)
+                   eval_data=(digits_data.x_test[:150], digits_data.y_test[:150]), out=tmp_path)
     binary = tmp_path / "digitscnn_ctx_qnn.bin"
     assert binary.is_file() and binary in r.files
     assert r.path.stat().st_size < 4096 < binary.stat().st_size      # a small _ctx.onnx pointing at the binary
@@ -170,7 +177,8 @@ def test_missing_plugin_and_old_glibc_name_the_fix(monkeypatch):
 
 
 def test_mixed_precision_moves_activations_to_u16_until_the_budget_is_met(trained_digits_cnn, digits_data, tmp_path):
-    from edgedeploy.compress.quantize.data import onnx_inputs, to_feeds
+    from edgedeploy.data import to_feeds
+    from edgedeploy.onnx_utils import onnx_inputs
 
     onnx_path = _digits_onnx(trained_digits_cnn, tmp_path)
     specs = onnx_inputs(onnx_path)
@@ -185,14 +193,14 @@ def test_mixed_precision_moves_activations_to_u16_until_the_budget_is_met(traine
     assert 0 < len(choice.u16_tensors) <= choice.n_activations
     reference = qnn_quant.run_cpu(onnx_path, held_out)[0]
     got = qnn_quant.run_cpu(tmp_path / "mixed.onnx", held_out)[0]
-    assert qnn_quant.agreement(got, reference) == choice.agreement
+    assert agreement(got, reference) == choice.agreement
 
 
 def test_qnn_quantizer_backend(trained_digits_cnn, digits_data, tmp_path):
     from edgedeploy.compress.quantize.api import quantize
-    from edgedeploy.compress.quantize.config import QuantConfig
+    from edgedeploy.compress.quantize.config import QnnQuantOptions, QuantConfig
 
-    res = quantize(trained_digits_cnn, QuantConfig(backend="qnn", per_channel=False, extra={"activations": "u16"}),
+    res = quantize(trained_digits_cnn, QuantConfig(backend="qnn", per_channel=False, qnn=QnnQuantOptions(activations="u16")),
                    calibration=digits_data.x_train[:128], eval_data=digits_data, out=tmp_path, per_layer=False)
     assert res.path.name == "model_qnn_u16.onnx"
     assert res.report.accuracy_before - res.report.accuracy_after < 1.0
@@ -201,8 +209,7 @@ def test_qnn_quantizer_backend(trained_digits_cnn, digits_data, tmp_path):
     zero_points = [i for i in onnx.load(str(res.path)).graph.initializer if i.name.endswith("zero_point")]
     assert onnx.TensorProto.UINT16 in {z.data_type for z in zero_points}
     with pytest.raises(ConfigError, match="activations"):
-        quantize(trained_digits_cnn, QuantConfig(backend="qnn", extra={"activations": "s4"}),
-                 calibration=digits_data.x_train[:8], out=tmp_path / "bad")
+        QnnQuantOptions(activations="s4")
 
 
 def test_cli_compiles_an_onnx_file_with_digits_calibration(trained_digits_cnn, tmp_path, capsys):
@@ -212,33 +219,33 @@ def test_cli_compiles_an_onnx_file_with_digits_calibration(trained_digits_cnn, t
     out = tmp_path / "qnn"
     rc = main(["qnn", str(onnx_path), "--soc", "SM8550", "--calib", "digits", "--activations", "u8",
                "--weights", "s8", "--samples", "64", "--out", str(out)])
-    text = capsys.readouterr().out
+    text = _all(capsys.readouterr())
     assert rc == 0, text
     assert (out / "digits_ctx.onnx").is_file() and "HTP context vs FP32" in text and "emulation" in text
-    details = json.loads((out / "manifest.json").read_text())["qnn"]["details"]
+    details = json.loads((out / "manifest.json").read_text())["digits_ctx.onnx"]["details"]
     assert details["htp_arch"] == 73 and details["vs_torch"]["agreement"] >= 0.95   # s8 per-channel weights
     rc = main(["qnn", str(onnx_path), "--soc", "SM1234", "--calib", "digits", "--out", str(tmp_path / "bad")])
-    text = capsys.readouterr().out
+    text = _all(capsys.readouterr())
     assert rc == 2 and "unknown Snapdragon SoC 'SM1234'" in text and "Traceback" not in text
 
 
 @pytest.mark.slow
 def test_fp16_on_htp_and_the_parity_gate(trained_digits_cnn, digits_data, tmp_path):
-    r = export_qnn(trained_digits_cnn, QnnConfig(activations="fp16"), evaluation=digits_data, out=tmp_path / "fp16",
+    r = export_qnn(trained_digits_cnn, QnnConfig(activations="fp16"), eval_data=digits_data, out=tmp_path / "fp16",
                    example_inputs=digits_data.x_test[:1])
     assert "digitscnn_qdq.onnx" not in {f.name for f in r.files}
     assert r.details["vs_torch"]["agreement"] == 1.0 and r.details["vs_torch"]["max_abs"] < 0.05
     with pytest.raises(ParityError, match="agrees with FP32 torch on only"):
         export_qnn(trained_digits_cnn, QnnConfig(activations="u8", min_agreement=1.0),
                    calibration=torch.cat([digits_data.x_train[:62], digits_data.x_train[62:64] * 100]),
-                   evaluation=digits_data, out=tmp_path / "gate")
+                   eval_data=digits_data, out=tmp_path / "gate")
     assert not (tmp_path / "gate" / "digitscnn_ctx.onnx").exists()
 
 
 @pytest.mark.slow
 def test_mixed_default_export_meets_budget_on_htp(trained_digits_cnn, digits_data, tmp_path):
     r = export_qnn(trained_digits_cnn, QnnConfig(), calibration=digits_data.x_train[:128],
-                   evaluation=digits_data, out=tmp_path)
+                   eval_data=digits_data, out=tmp_path)
     assert r.details["activations"] == "mixed" and r.details["mixed"]["calibration_agreement"] >= 0.99
     assert r.details["vs_torch"]["agreement"] >= 0.98
 
@@ -252,8 +259,6 @@ def test_default_soc_matches_the_qualcomm_htp_target_profile():
 
 
 def test_op_check_without_export(trained_digits_cnn, tmp_path):
-    from edgedeploy.export.qnn import qnn_unsupported_ops
-
     nodes = qnn_unsupported_ops(_ModNet().eval(), torch.zeros(1, 1, 16, 16))
     assert [(n.op_type, n.module) for n in nodes] == [("Mod", "wrap (_Wrap)")]
     assert "fmod" in nodes[0].reason
@@ -263,12 +268,12 @@ def test_op_check_without_export(trained_digits_cnn, tmp_path):
 
 def test_agreement_is_top1_for_logits_and_relative_error_otherwise():
     ref = np.array([[0.1, 0.9], [0.8, 0.2], [0.3, 0.7]])
-    assert qnn_quant.agreement(np.array([[0.2, 0.8], [0.1, 0.9], [0.0, 1.0]]), ref) == pytest.approx(2 / 3)
+    assert agreement(np.array([[0.2, 0.8], [0.1, 0.9], [0.0, 1.0]]), ref) == pytest.approx(2 / 3)
     image = np.ones((4, 1, 8, 8))
     noisy = image.copy()
     noisy[0] *= 1.2                                     # 20% off on one sample, 1% on another
     noisy[1] *= 1.01
-    assert qnn_quant.agreement(noisy, image) == 0.75
+    assert agreement(noisy, image) == 0.75
 
 
 def test_compile_an_existing_qdq_model_for_another_soc(u8_export, digits_data, tmp_path):
@@ -289,10 +294,10 @@ def test_check_against_qualcomm_htp_runs_the_qnn_op_check(trained_digits_cnn):
     from edgedeploy.targets.check import check
 
     bad = check(_ModNet().eval(), "qualcomm-htp", input_shape=(1, 1, 16, 16))
-    assert bad["htp ops"].passed is False and "Mod" in bad["htp ops"].message and "wrap" in bad["htp ops"].message
+    assert bad["ops"].passed is False and "Mod" in bad["ops"].message and "wrap" in bad["ops"].message
     assert not bad.passed
     good = check(trained_digits_cnn, "qualcomm-htp", input_shape=(1, 1, 16, 16))
-    assert good["htp ops"].passed is True and good.passed
+    assert good["ops"].passed is True and good.passed
 
 
 def test_socs_come_from_the_target_profile():
@@ -309,8 +314,9 @@ def test_export_cli_to_qnn(tmp_path, capsys):
     out = tmp_path / "build"
     rc = main(["export", "digits-cnn", "--input", "1x1x16x16", "--to", "onnx,qnn", "--soc", "SM8750",
                "--calib", "digits", "--out", str(out)])
-    text = capsys.readouterr().out
+    text = _all(capsys.readouterr())
     assert rc == 0, text
     assert (out / "digits-cnn.onnx").is_file() and any(out.glob("*_ctx.onnx"))
     manifest = json.loads((out / "manifest.json").read_text())
-    assert {"onnx", "qnn"} <= set(manifest) and manifest["qnn"]["details"]["htp_arch"] == 79
+    qnn = next(v for v in manifest.values() if v["stage"] == "qnn")
+    assert {"onnx", "qnn"} <= {v["stage"] for v in manifest.values()} and qnn["details"]["htp_arch"] == 79

@@ -37,4 +37,5 @@ def test_backend_contract(pair, setup, tmp_path):
     out = get_quantizer(backend, mode).session(res.path).run(d.x_test[:5].numpy())[0]
     assert out.shape == (5, 10) and np.isfinite(out).all()
     manifest = json.loads((tmp_path / "manifest.json").read_text())
-    assert res.path.name in manifest[f"quantize-{mode}-{backend}"]["sha256"]
+    entry = manifest[res.path.name]                   # one entry per artifact, keyed by its file
+    assert entry["stage"] == f"quantize-{mode}-{backend}" and res.path.name in entry["sha256"]

@@ -12,19 +12,28 @@ from edgedeploy.compress.quantize import QuantConfig, quantize
 from edgedeploy.errors import CalibrationError, ConfigError
 
 
+def _fp32(model, folder, name):
+    """The model as an FP32 ONNX with a dynamic batch (what a user brings), through export_onnx."""
+    import torch
+
+    from edgedeploy.export.onnx import OnnxConfig, export_onnx
+
+    cfg = OnnxConfig(exporter="torchscript", opset=17, input_names=("input",), output_names=("output",),
+                     dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}})
+    return export_onnx(model, torch.zeros(1, 1, 16, 16), cfg, out=folder, name=name).path
+
+
 @pytest.fixture(scope="module")
 def fp32_onnx(tmp_path_factory, trained_digits_cnn):
-    from edgedeploy.compress.quantize.graph import to_onnx
-
-    path = tmp_path_factory.mktemp("fp32") / "digits.onnx"
-    return to_onnx(trained_digits_cnn, {"input": np.zeros((1, 1, 16, 16), np.float32)}, path)
+    return _fp32(trained_digits_cnn, tmp_path_factory.mktemp("fp32"), "digits")
 
 
 def test_keep_float_keeps_the_most_sensitive_layer(fp32_onnx, digits_data, tmp_path):
     import onnx
 
-    from edgedeploy.compress.quantize import data as qdata
+    from edgedeploy import data as qdata
     from edgedeploy.compress.quantize import graph
+    from edgedeploy.onnx_utils import onnx_inputs
     from edgedeploy.compress.quantize.keep_float import rank_float_candidates
     from edgedeploy.compress.quantize.registry import Job, get_quantizer
 
@@ -39,8 +48,8 @@ def test_keep_float_keeps_the_most_sensitive_layer(fp32_onnx, digits_data, tmp_p
                for n in rep.notes), rep.notes
     # the kept layer is the top of the ranking on the calibration data, and keeping it beats keeping none
     ort_q = get_quantizer("onnxruntime", "int8-static")
-    layers = graph.layers(onnx.load(str(fp32_onnx)))
-    feeds = qdata.to_feeds(calib, qdata.onnx_inputs(fp32_onnx), "calibration", limit=300)
+    layers = graph.layers(fp32_onnx)
+    feeds = qdata.to_feeds(calib, onnx_inputs(fp32_onnx), "calibration", limit=300)
     job = Job(cfg, fp32_onnx, None, feeds, [], [], None, tmp_path)
     ranking = rank_float_candidates(ort_q, job, layers)
     assert len(ranking) == 6 and ranking[0].layer == kept[0].name

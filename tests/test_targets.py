@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from edgedeploy.errors import TargetError
-from edgedeploy.targets.target import (PROFILES_DIR, Target, available_targets, host_estimate,
-                                       normalize_op)
+from edgedeploy.targets.host import host_estimate
+from edgedeploy.targets.target import PROFILES_DIR, Target, available_targets, normalize_op
 
 MYRIADX_YAML = (PROFILES_DIR / "myriadx.yaml").read_text()
 

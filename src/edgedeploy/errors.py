@@ -5,6 +5,9 @@ The CLI prints these in one line with exit code 2 (traceback only with ``--debug
 """
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 
 class EdgeDeployError(Exception):
     """Base class of every error edgedeploy raises on purpose."""
@@ -52,3 +55,13 @@ class ArtifactError(EdgeDeployError, OSError):
 
 class ToolchainError(EdgeDeployError, RuntimeError):
     """An external toolchain (compiler, plugin, system library) is missing or broken."""
+
+
+@contextlib.contextmanager
+def user_code(what: str) -> Iterator[None]:
+    """Run user code (a factory, a forward pass): its ``sys.exit()`` becomes a ModelRunError, not a silent exit."""
+    try:
+        yield
+    except SystemExit as exc:
+        raise ModelRunError(f"{what} called sys.exit({exc.code!r}); a model's code must raise an exception, "
+                            "not exit the process") from None

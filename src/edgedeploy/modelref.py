@@ -1,4 +1,9 @@
-"""Resolve a MODEL reference: ``package.module:factory``, a zoo name, or a model file path."""
+"""Resolve a MODEL reference: ``package.module:factory``, a zoo name, an exported file, or a saved ``model.pt``.
+
+User code is imported without shadowing installed packages (the current folder is searched last), and a
+``model.pt`` is loaded weights-only: a whole pickled module runs code from the file, so it needs an
+explicit ``trust_pickle=True`` (the CLI's ``--trust-pickle``).
+"""
 from __future__ import annotations
 
 import importlib
@@ -6,52 +11,65 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .errors import ModelLoadError, ShapeError
+from .errors import ConfigError, ModelLoadError, user_code
+from .shapes import parse_shape  # noqa: F401  (re-exported: MODEL and --input go together)
 
 MODEL_FILE_SUFFIXES = (".onnx", ".xml", ".blob")
-
-
-def parse_shape(text: str) -> tuple[int, ...]:
-    """Parse ``1x3x224x224`` (or ``1,3,224,224``) into a shape tuple."""
-    parts = text.lower().replace(",", "x").replace("×", "x").split("x")
-    try:
-        shape = tuple(int(p) for p in parts)
-    except ValueError:
-        raise ShapeError(f"cannot parse input shape {text!r}: write it as NxCxHxW, e.g. 1x3x224x224") from None
-    if not shape or any(d <= 0 for d in shape):
-        raise ShapeError(f"input shape {text!r} has a zero or negative dimension; every dimension must be >= 1")
-    return shape
-
-
-def load_model(ref: str, **kwargs: Any) -> Any:
-    """Return an ``nn.Module`` (in eval mode) for a factory path or zoo name, or a Path for a model file."""
+TORCH_FILE_SUFFIXES = (".pt", ".pth")
+def load_model(ref: str, pretrained: bool = False, trust_pickle: bool = False) -> Any:
+    """Return an ``nn.Module`` (eval mode) for a factory path, zoo name or ``model.pt``, or a Path for an exported file."""
+    if not isinstance(ref, str) or not ref.strip():
+        raise ModelLoadError(f"MODEL {ref!r} is empty; give package.module:factory, a zoo name or a model file")
     path = Path(ref)
-    if path.suffix.lower() in MODEL_FILE_SUFFIXES:
+    suffix = path.suffix.lower()
+    if suffix in MODEL_FILE_SUFFIXES:
         if not path.is_file():
             raise ModelLoadError(f"model file {ref} does not exist; check the path")
+        if pretrained:
+            raise ConfigError(f"--pretrained applies to zoo models, not to the file {ref}")
         return path
+    if suffix in TORCH_FILE_SUFFIXES:
+        from .modelfile import load_model_file
+
+        return load_model_file(path, trust_pickle=trust_pickle)
+    kwargs = {"pretrained": True} if pretrained else {}
     if ":" in ref:
         return _from_factory(ref, **kwargs)
     return _from_zoo(ref, **kwargs)
+
+
+def import_user_module(module_name: str) -> Any:
+    """Import a user's module; the current folder is searched after installed packages, never before them."""
+    cwd = str(Path.cwd())
+    if cwd not in sys.path and "" not in sys.path:
+        sys.path.append(cwd)        # last: a stray ./onnx.py must never replace the real onnx package
+    with user_code(f"importing {module_name}"):
+        return importlib.import_module(module_name)
 
 
 def _from_factory(ref: str, **kwargs: Any) -> Any:
     import torch
 
     module_name, _, attr = ref.partition(":")
-    if str(Path.cwd()) not in sys.path:
-        sys.path.insert(0, str(Path.cwd()))     # so `mypkg.models:build` works from a project folder
+    if not module_name or not attr or ":" in attr or not all(p.isidentifier() for p in module_name.split(".")):
+        raise ModelLoadError(f"MODEL {ref!r} is not package.module:factory (e.g. mypkg.models:build)")
     try:
-        module = importlib.import_module(module_name)
+        module = import_user_module(module_name)
     except Exception as exc:  # noqa: BLE001 - any import failure is the user's module
-        raise ModelLoadError(f"cannot import module {module_name!r} for model {ref!r}: {exc}; "
+        raise ModelLoadError(f"cannot import module {module_name!r} for model {ref!r}: {type(exc).__name__}: {exc}; "
                              "check the module path and that it is importable from the current folder") from exc
     factory = getattr(module, attr, None)
     if factory is None:
-        raise ModelLoadError(f"module {module_name!r} has no attribute {attr!r}; "
-                             f"MODEL must be package.module:factory")
+        raise ModelLoadError(f"module {module_name!r} has no attribute {attr!r}; MODEL must be package.module:factory")
+    if not isinstance(factory, torch.nn.Module) and not callable(factory):
+        raise ModelLoadError(f"{ref} is a {type(factory).__name__}, not a factory function or an nn.Module")
     try:
-        model = factory(**kwargs) if callable(factory) and not isinstance(factory, torch.nn.Module) else factory
+        with user_code(f"factory {ref}"):
+            model = factory(**kwargs) if not isinstance(factory, torch.nn.Module) else factory
+    except TypeError as exc:
+        if kwargs:
+            raise ModelLoadError(f"factory {ref} does not take {', '.join(kwargs)} ({exc}); drop --pretrained") from exc
+        raise ModelLoadError(f"factory {ref} raised TypeError: {exc}") from exc
     except Exception as exc:  # noqa: BLE001
         raise ModelLoadError(f"factory {ref} raised {type(exc).__name__}: {exc}") from exc
     if not isinstance(model, torch.nn.Module):
@@ -62,9 +80,13 @@ def _from_factory(ref: str, **kwargs: Any) -> Any:
 def _from_zoo(name: str, **kwargs: Any) -> Any:
     from . import zoo
 
-    create = getattr(zoo, "create", None)
-    names = list(getattr(zoo, "available", lambda: [])())
-    if create is None or name not in names:
-        raise ModelLoadError(f"unknown model {name!r}: give package.module:factory, a .onnx/.xml file, "
-                             f"or a zoo name ({', '.join(names) or 'none registered'})")
-    return create(name, **kwargs).eval()
+    names = zoo.available()
+    if name not in names:
+        raise ModelLoadError(f"unknown model {name!r}: give package.module:factory, a .onnx/.xml/.pt file, "
+                             f"or a zoo name ({', '.join(names)})")
+    try:
+        return zoo.create(name, **kwargs).eval()
+    except TypeError as exc:
+        if kwargs:
+            raise ModelLoadError(f"zoo model {name!r} has no trained weights to load ({exc}); drop --pretrained") from exc
+        raise ModelLoadError(f"zoo model {name!r} could not be built: {exc}") from exc

@@ -16,7 +16,7 @@ class Cost:
 def as_shape(shape: Any, where: str) -> tuple[int, ...]:
     """Normalize a shape given as a tuple/list of ints or a string like '1x3x224x224'; ShapeError otherwise."""
     from ..errors import ShapeError
-    from ..modelref import parse_shape
+    from ..shapes import parse_shape
 
     if isinstance(shape, str):
         return parse_shape(shape)

@@ -125,3 +125,23 @@ def reparameterize(model: nn.Module, input_shape: tuple[int, ...] | str,
         params_before=cb.params, params_after=ca.params, latency_before_ms=_latency_ms(before, x, cfg),
         latency_after_ms=_latency_ms(after, x, cfg), input_shape=shape)
     return ReparamResult(after, report)
+
+
+_DEPLOY_METHODS = ("reparameterize", "switch_to_deploy")
+
+
+def deploy_form(model: nn.Module) -> tuple[nn.Module, int]:
+    """An eval copy with every re-parameterizable block (ours, timm's MobileOne/RepVGG/FastViT) in deploy form.
+
+    Returns (model, blocks fused); the model itself when it has none. ``reparameterize`` also checks parity."""
+    if not any(callable(getattr(m, n, None)) for m in model.modules() for n in _DEPLOY_METHODS):
+        return model, 0
+    deploy = copy.deepcopy(model).eval()
+    fused = 0
+    with torch.no_grad():
+        for module in list(deploy.modules()):
+            method = next((getattr(module, n) for n in _DEPLOY_METHODS if callable(getattr(module, n, None))), None)
+            if method is not None:
+                method()
+                fused += 1
+    return deploy, fused

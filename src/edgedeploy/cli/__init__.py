@@ -1,12 +1,17 @@
-"""Command-line interface (typer + rich). Thin: parse, call the public API, print."""
+"""Command-line interface (typer + rich). Thin: parse, call the public API, print.
+
+Exit codes: 0 success; 1 a check that ran and failed (``check``'s FAIL verdicts); 2 bad input or a fault,
+printed as one line naming the fix (a traceback only with ``--debug``); 130 interrupted (Ctrl-C).
+"""
 from __future__ import annotations
 
 import sys
 
-from .app import app, console
+from .app import app, cli_message, console, err_console
 
 # Each stage adds its commands in its own module; importing it registers them on `app`.
-_COMMAND_MODULES = ("profile_cmd", "toolchain_cmd", "blocks_cmd", "qnn_cmd", "export_cmd", "prune_cmd", "quantize_cmd")
+_COMMAND_MODULES = ("profile_cmd", "toolchain_cmd", "blocks_cmd", "qnn_cmd", "export_cmd", "prune_cmd",
+                    "quantize_cmd")
 
 
 def _register() -> None:
@@ -16,34 +21,49 @@ def _register() -> None:
         importlib.import_module(f".{name}", __name__)
 
 
+def _fail(message: str) -> int:
+    err_console.print(f"[bold red]error:[/] {cli_message(message)}", highlight=False, soft_wrap=True, markup=True)
+    return 2
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: run the app; EdgeDeployError prints one line and exits 2 (traceback with --debug)."""
+    """Entry point: run the app and turn every failure into one line and an exit code (see module doc)."""
+    from typer._click.exceptions import ClickException
+
     from ..errors import EdgeDeployError
 
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
     if debug:
         args.remove("--debug")
-    _register()
     try:
-        app(args=args, prog_name="edgedeploy", standalone_mode=False)
+        _register()
+        code = app(args=args, prog_name="edgedeploy", standalone_mode=False)
+    except KeyboardInterrupt:
+        code = 130
     except EdgeDeployError as exc:
         if debug:
             raise
-        console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
-        return 2
-    except SystemExit as exc:          # typer's own exits (e.g. --help)
-        return int(exc.code or 0)
-    except Exception as exc:  # click usage errors
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            return 2
-        if isinstance(exc, click.exceptions.Abort):
-            return 1
-        raise
-    return 0
+        return _fail(str(exc))
+    except ClickException as exc:          # usage errors: unknown option, missing argument, bad number
+        if debug:
+            raise
+        where = f" (see `{exc.ctx.command_path} --help`)" if getattr(exc, "ctx", None) is not None else ""
+        return _fail(f"{exc.format_message()}{where}")
+    except SystemExit as exc:              # sys.exit() from code we imported (user code is guarded in the library)
+        if debug:
+            raise
+        return _fail(f"the run called sys.exit({exc.code!r}) before finishing; nothing was completed")
+    except Exception as exc:  # noqa: BLE001 - never a traceback for the user; --debug shows it
+        if debug:
+            raise
+        text = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ""
+        return _fail(f"unexpected {type(exc).__name__}: {text} (rerun with --debug for the traceback and please "
+                     "report it)")
+    if code == 130:
+        err_console.print("[bold red]interrupted[/] (Ctrl-C): unfinished outputs were removed", highlight=False)
+        return 130
+    return int(code or 0) if isinstance(code, int) else 0
 
 
 def run() -> None:

@@ -6,23 +6,8 @@ from typing import Any
 
 import typer
 
-from .app import app, console
-
-_MODEL_HELP = "package.module:factory, a zoo name, or an .onnx file"
-_INPUT_HELP = "input shape NxCxHxW, e.g. 1x3x224x224 (optional for an .onnx file with fixed shapes)"
-
-
-def _load(model_ref: str, input_shape: str | None) -> tuple[Any, tuple[int, ...] | None]:
-    """Resolve MODEL and --input; the shape is parsed first so a typo fails before a slow model build."""
-    from ..errors import ShapeError
-    from ..modelref import load_model, parse_shape
-
-    shape = parse_shape(input_shape) if input_shape is not None else None
-    model = load_model(model_ref)
-    if shape is None and not isinstance(model, Path):
-        raise ShapeError(f"model {model_ref} is a torch module: give its input shape with --input, "
-                         "e.g. --input 1x3x224x224")
-    return model, shape
+from .app import app, console, output_file
+from .options import INPUT_HELP, MODEL_HELP, model_and_shape, trust_option
 
 
 def _precision_option(default: str | None) -> Any:
@@ -31,33 +16,37 @@ def _precision_option(default: str | None) -> Any:
 
 @app.command("profile")
 def profile_cmd(
-    model: str = typer.Argument(..., help=_MODEL_HELP),
-    input: str | None = typer.Option(None, "--input", "-i", help=_INPUT_HELP),  # noqa: A002
+    model: str = typer.Argument(..., help=MODEL_HELP),
+    input: str | None = typer.Option(None, "--input", "-i", help=INPUT_HELP),  # noqa: A002
     precision: str | None = _precision_option(None),
     fps: float | None = typer.Option(None, "--fps", help="frames per second, for the bandwidth it needs"),
     json_out: Path | None = typer.Option(None, "--json", help="also write the profile as JSON to this file"),
     top: int | None = typer.Option(None, "--top", min=1, help="show only the N layers with the most traffic"),
     target: str | None = typer.Option(None, "--target", "-t", help="also check against a target (name or YAML)"),
+    pretrained: bool = typer.Option(False, "--pretrained", help="zoo models: build the trained variant"),
+    trust_pickle: bool = trust_option(),
 ) -> None:
     """Per-layer params, MACs, activation memory and traffic of MODEL, with totals (precision: fp32, or the target's)."""
     from ..metrics.profile import profile
     from ..metrics.render import profile_renderable
 
-    net, shape = _load(model, input)
+    output_file(json_out)
+    tgt = None
     if target is not None:              # fail on a bad target before the profile runs
         from ..targets.target import Target
 
         tgt = Target.load(target)
         precision = precision or tgt.precisions[0]
+    net, shape = model_and_shape(model, input, pretrained, trust_pickle)
     prof = profile(net, shape, precision=precision or "fp32", fps=fps)
     console.print(profile_renderable(prof, top=top, compact=console.width < 130))
     if json_out is not None:
         prof.to_json(json_out)
         console.print(f"profile written to {json_out}")
-    if target is not None:
+    if tgt is not None:
         from ..targets.check import check
 
-        _print_report(check(prof, tgt), json_out=None)
+        _print_report(check(net, tgt, input_shape=shape, precision=precision, fps=fps), json_out=None)
 
 
 @app.command("targets")
@@ -72,23 +61,27 @@ def targets_cmd() -> None:
 
 @app.command("check")
 def check_cmd(
-    model: str = typer.Argument(..., help=_MODEL_HELP),
+    model: str = typer.Argument(..., help=MODEL_HELP),
     target: str = typer.Option(..., "--target", "-t", help="target name (see `edgedeploy targets`) or a YAML path"),
-    input: str | None = typer.Option(None, "--input", "-i", help=_INPUT_HELP),  # noqa: A002
+    input: str | None = typer.Option(None, "--input", "-i", help=INPUT_HELP),  # noqa: A002
     precision: str | None = _precision_option(None),
     fps: float | None = typer.Option(None, "--fps", help="frame rate to check (default: the target's minimum)"),
     json_out: Path | None = typer.Option(None, "--json", help="also write the report as JSON to this file"),
+    pretrained: bool = typer.Option(False, "--pretrained", help="zoo models: build the trained variant"),
+    trust_pickle: bool = trust_option(),
 ) -> None:
-    """Check MODEL against a target's precision, ops, memory, latency, FPS and bandwidth budgets (exit 1 on FAIL)."""
+    """Check MODEL against a target's precision, value range, ops (its compiler), memory, latency, FPS and
+    bandwidth budgets (exit 1 on FAIL; UNKNOWN says what could not be verified)."""
     from ..targets.check import check
     from ..targets.target import Target
 
+    output_file(json_out)
     tgt = Target.load(target)
-    net, shape = _load(model, input)
+    net, shape = model_and_shape(model, input, pretrained, trust_pickle)
     report = check(net, tgt, input_shape=shape, precision=precision, fps=fps)
     _print_report(report, json_out)
     if not report.passed:
-        raise SystemExit(1)
+        raise typer.Exit(1)
 
 
 @app.command("demo")

@@ -7,77 +7,27 @@ from typing import Any
 import typer
 
 from .app import app, console
+from .options import MODEL_HELP, calib_data, model_and_shape, trust_option
 
-_MODEL_HELP = "package.module:factory, a zoo name, or a model.pt written by `edgedeploy prune`"
-_DATASETS = ("digits",)
+_DATASETS_HELP = "training data: 'digits', a folder of class sub-folders of images, or a .npy file"
 
 
-def _load_torch(ref: str, pretrained: bool) -> Any:
-    """An nn.Module from a factory path, a zoo name (optionally trained here) or a saved model.pt."""
+def _torch_model(ref: str, pretrained: bool, trust_pickle: bool, input_text: str | None) -> tuple[Any, Any]:
+    """(nn.Module, seeded example input) for MODEL and --input."""
     import torch
 
-    from ..errors import ConfigError, ModelLoadError
-    from ..modelref import load_model
-
-    if ref.endswith((".pt", ".pth")):
-        if not Path(ref).is_file():
-            raise ModelLoadError(f"model file {ref} does not exist; check the path")
-        obj = torch.load(ref, weights_only=False)
-        if not isinstance(obj, torch.nn.Module):
-            raise ModelLoadError(f"{ref} holds a {type(obj).__name__}, not a whole nn.Module; "
-                                 "save the module itself (torch.save(model, path))")
-        return obj.eval()
-    model = load_model(ref, **({"pretrained": True} if pretrained else {}))
-    if isinstance(model, Path):
-        raise ConfigError(f"{ref} is an exported model file; prune and distill need the PyTorch model "
-                          "(package.module:factory, a zoo name or a model.pt)")
-    return model
-
-
-def _example(model: Any, input_shape: str | None, model_ref: str) -> Any:
-    import torch
-
-    from ..errors import ShapeError
-    from ..modelref import parse_shape
-
-    if input_shape is None:
-        raise ShapeError(f"give the input shape of {model_ref} with --input, e.g. --input 1x1x16x16")
-    return torch.rand(parse_shape(input_shape), generator=torch.Generator().manual_seed(0))
-
-
-def _dataset(name: str) -> Any:
     from ..errors import ConfigError
 
-    if name not in _DATASETS:
-        raise ConfigError(f"unknown dataset {name!r}; choose one of: {', '.join(_DATASETS)}")
-    from ..zoo.digits import load_digits_data
-
-    return load_digits_data()
-
-
-def _save(model: Any, example: Any, out: Path, key: str, extra: dict[str, Any], onnx: bool) -> list[str]:
-    """Write model.pt (+ model.onnx verified on ONNX Runtime) and the manifest entry."""
-    import torch
-
-    from .._io import atomic_path, package_versions, update_manifest
-
-    with atomic_path(out / "model.pt") as tmp:
-        torch.save(model, tmp)
-    files = ["model.pt"]
-    if onnx:
-        from ..export.onnx import OnnxConfig, export_onnx
-
-        res = export_onnx(model, (example,), OnnxConfig(exporter="torchscript"), out=out, name="model")
-        files.append(res.path.name)
-        console.print(f"ONNX: {res}")
-    update_manifest(out, key, {**extra, "files": files + extra.pop("files", []),
-                               "versions": package_versions("torch-pruning", "onnx", "onnxruntime")})
-    return files
+    net, shape = model_and_shape(ref, input_text, pretrained, trust_pickle)
+    if isinstance(net, Path):
+        raise ConfigError(f"{ref} is an exported model file; prune and distill need the PyTorch model "
+                          "(package.module:factory, a zoo name or a model.pt)")
+    return net, torch.rand(shape, generator=torch.Generator().manual_seed(0))
 
 
 @app.command("prune")
 def prune_cmd(
-    model: str = typer.Argument(..., help=_MODEL_HELP),
+    model: str = typer.Argument(..., help=MODEL_HELP),
     out: Path = typer.Option(..., "--out", "-o", help="output folder (model.pt, model.onnx, prune_report.json)"),
     input: str | None = typer.Option(None, "--input", "-i", help="input shape NxCxHxW, e.g. 1x1x16x16"),  # noqa: A002
     granularity: str = typer.Option("channel", "--granularity", "-g", help="element, channel, shape, filter, layer"),
@@ -88,66 +38,75 @@ def prune_cmd(
     round_to: int | None = typer.Option(None, "--round-to", help="keep channel counts a multiple of this"),
     steps: int = typer.Option(1, "--steps", help="iterative pruning steps"),
     shape_pattern: str = typer.Option("nm", "--shape-pattern", help="shape granularity: nm, kernel, column"),
+    data: str | None = typer.Option(None, "--data", help="taylor criterion: " + _DATASETS_HELP),
     pretrained: bool = typer.Option(False, "--pretrained", help="zoo models: train/load weights first"),
     onnx: bool = typer.Option(True, "--onnx/--no-onnx", help="also export model.onnx and check parity"),
+    trust_pickle: bool = trust_option(),
 ) -> None:
     """Prune MODEL and write the pruned model, its ONNX export and a per-layer report."""
-    from .._io import ensure_dir
+    from .._io import check_output_folder
     from ..compress.prune import PruneConfig, prune
 
+    check_output_folder(out)
     config = PruneConfig(granularity=granularity, scope=scope, amount=amount, criterion=criterion,
                          ignored=tuple(ignore), round_to=round_to, steps=steps, shape_pattern=shape_pattern)
-    net = _load_torch(model, pretrained)
-    example = _example(net, input, model)
-    result = prune(net, config, example)
+    net, example = _torch_model(model, pretrained, trust_pickle, input)
+    train = _train_batches(data, tuple(example.shape))
+    result = prune(net, config, example, train_data=train, out=out, source=_source(model, pretrained))
     console.print(result.report.table())
     console.print(result.report.summary(), highlight=False)
-    ensure_dir(out)
-    result.report.to_json(out / "prune_report.json")
-    _save(result.model, example, out, "prune",
-          {"model": model, "input": input, "config": config.to_dict(), "files": ["prune_report.json"]}, onnx)
     console.print(f"written to {out}")
+
+
+def _source(ref: str, pretrained: bool) -> str | None:
+    """The MODEL reference a saved model.pt is rebuilt from (a model.pt keeps the one it names)."""
+    if ref.endswith((".pt", ".pth")):
+        from ..modelfile import source_of
+
+        return source_of(ref)
+    return ref
+
+
+def _train_batches(spec: str | None, shape: tuple[int, ...]) -> Any:
+    """--data resolved to (x, y) training batches (None without --data)."""
+    if spec is None:
+        return None
+    from ..data import batches
+
+    return [(b.inputs[0], b.labels) for b in batches(calib_data(spec, shape, role="train"), "train", 64)]
 
 
 @app.command("distill")
 def distill_cmd(
-    student: str = typer.Argument(..., help=_MODEL_HELP),
+    student: str = typer.Argument(..., help=MODEL_HELP),
     teacher: str = typer.Option(..., "--teacher", "-t", help="teacher model (same references as STUDENT)"),
     out: Path = typer.Option(..., "--out", "-o", help="output folder (model.pt, model.onnx, distill_history.json)"),
-    data: str = typer.Option("digits", "--data", help=f"training data: {', '.join(_DATASETS)}"),
-    input: str | None = typer.Option(None, "--input", "-i", help="input shape for the ONNX export, e.g. 1x1x16x16"),  # noqa: A002
+    data: str = typer.Option("digits", "--data", help=_DATASETS_HELP),
+    input: str | None = typer.Option(None, "--input", "-i", help="input shape NxCxHxW, e.g. 1x1x16x16"),  # noqa: A002
     epochs: int = typer.Option(5, "--epochs"),
     lr: float = typer.Option(3e-3, "--lr"),
     temperature: float = typer.Option(4.0, "--temperature", "-T"),
     alpha: float = typer.Option(0.5, "--alpha", help="weight of the soft-target loss (1 - alpha: labels)"),
     pretrained_teacher: bool = typer.Option(True, "--pretrained-teacher/--raw-teacher",
                                             help="zoo teachers: train/load weights first"),
-    onnx: bool = typer.Option(True, "--onnx/--no-onnx", help="also export model.onnx (needs --input)"),
+    onnx: bool = typer.Option(True, "--onnx/--no-onnx", help="also export model.onnx"),
+    trust_pickle: bool = trust_option(),
 ) -> None:
     """Distill TEACHER into STUDENT on real data; print accuracy before/after and write the student."""
-    from dataclasses import asdict
-
-    from .._io import ensure_dir, write_json_atomic
-    from ..compress.distill import DistillConfig, distill
-    from ..zoo.digits import accuracy
+    from .._io import check_output_folder
+    from ..compress.distill import DistillConfig
+    from ..compress.distill_report import distill_summary
+    from ..compress.prune.api import save_compressed
 
     config = DistillConfig(temperature=temperature, alpha=alpha, epochs=epochs, lr=lr)
-    dataset = _dataset(data)
-    tnet = _load_torch(teacher, pretrained_teacher)
-    snet = _load_torch(student, False)
-    example = _example(snet, input, student) if onnx else None
-
-    def acc(m: Any) -> float:
-        return accuracy(m, dataset.x_test, dataset.y_test)
-
-    before, teacher_acc = acc(snet), acc(tnet)
-    result = distill(snet, tnet, dataset, config, eval_fn=acc)
-    after = result.history[-1]["eval"]
-    console.print(f"teacher {teacher_acc:.2f}% | student {before:.2f}% -> {after:.2f}% top-1 on {data} test")
-    ensure_dir(out)
-    write_json_atomic(out / "distill_history.json", {"teacher_top1": teacher_acc, "before_top1": before,
-                                                     "after_top1": after, "history": result.history})
-    entry = {"student": student, "teacher": teacher, "data": data, "config": asdict(config),
-             "files": ["distill_history.json"]}
-    _save(result.model, example, out, "distill", entry, onnx)
+    check_output_folder(out)
+    snet, example = _torch_model(student, False, trust_pickle, input)
+    tnet, _ = _torch_model(teacher, pretrained_teacher, trust_pickle, input)
+    dataset = calib_data(data, tuple(example.shape), role="train")
+    summary = distill_summary(snet, tnet, dataset, config)
+    save_compressed(summary.model, example, out, "distill", _source(student, False),
+                    {"teacher": teacher, "data": data, "config": summary.config}, report_name="distill_history.json",
+                    report=summary, onnx=onnx)
+    console.print(f"teacher {summary.teacher_top1:.2f}% | student {summary.before_top1:.2f}% -> "
+                  f"{summary.after_top1:.2f}% top-1 on {data} test data")
     console.print(f"written to {out}")

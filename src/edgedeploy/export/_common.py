@@ -1,72 +1,56 @@
-"""Helpers shared by exporters: staged (all-or-nothing) output, source hashing, torch reference runs."""
+"""Helpers shared by exporters: artifact names, source hashing, torch reference runs, varied parity inputs."""
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import os
-import shutil
-import tempfile
-from collections.abc import Iterator, Sequence
+import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .._io import ensure_dir, sha256_file
-from ..errors import ConfigError, ModelRunError
+from .._io import publish, sha256_file, staging  # noqa: F401  (re-exported for the exporters)
+from ..errors import ConfigError, ModelRunError, user_code
+from ..data import as_tensors  # noqa: F401  (re-exported for the exporters)
+from ..frames import varied_inputs  # noqa: F401  (re-exported for the exporters)
+from ..runtime.torch_rt import flatten_outputs
+
+_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+-]{0,127}$")
 
 
-@contextlib.contextmanager
-def staging(out: str | os.PathLike[str]) -> Iterator[Path]:
-    """A hidden temp folder inside ``out``, removed afterwards; publish files from it with ``publish``."""
-    folder = ensure_dir(out)
-    tmp = Path(tempfile.mkdtemp(prefix=".edgedeploy-staging-", dir=folder))
-    try:
-        yield tmp
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+def safe_name(name: str, what: str = "name") -> str:
+    """An artifact base name that stays inside the output folder (no '/', no '..', no leading dot)."""
+    if not isinstance(name, str) or not _NAME.match(name) or ".." in name:
+        raise ConfigError(f"{what} {name!r} is not a plain file name: use letters, digits, '_', '-', '.' "
+                          "(no '/', no '..', not starting with '.')")
+    return name
 
 
-def publish(stage: Path, out: Path, names: Sequence[str]) -> list[Path]:
-    """Move finished files from the staging folder into ``out`` (each by an atomic rename)."""
-    paths = []
-    for n in names:
-        dest = Path(out) / n
-        os.replace(stage / n, dest)
-        paths.append(dest)
-    return paths
-
-
-def as_tensors(example_inputs: Any) -> tuple[Any, ...]:
-    """Normalize one tensor/array or a sequence of them to a tuple of torch tensors."""
-    import torch
-
-    items = example_inputs if isinstance(example_inputs, (list, tuple)) else (example_inputs,)
-    if not items:
-        raise ConfigError("example_inputs is empty; pass a tensor (or a tuple of tensors) shaped like the real input")
-    out = []
-    for i, x in enumerate(items):
-        if isinstance(x, np.ndarray):
-            x = torch.from_numpy(x)
-        if not isinstance(x, torch.Tensor):
-            raise ConfigError(f"example input {i} is a {type(x).__name__}; pass torch tensors or numpy arrays")
-        out.append(x)
-    return tuple(out)
+def default_name(model: Any) -> str:
+    """A file-safe base name for a model: its class name, lower case."""
+    return re.sub(r"[^A-Za-z0-9_-]", "_", type(model).__name__.lower()) or "model"
 
 
 def torch_outputs(model: Any, inputs: Sequence[Any]) -> list[np.ndarray]:
-    """Run ``model`` once (inference mode) and flatten its outputs to numpy."""
-    from ..runtime.torch_rt import _flatten
+    """Run ``model`` once (inference mode) and flatten its outputs to numpy; non-tensor outputs are refused."""
     import torch
 
     try:
-        with torch.inference_mode():
+        with torch.inference_mode(), user_code(f"{type(model).__name__}.forward"):
             out = model(*inputs)
+    except ModelRunError:
+        raise
     except Exception as exc:  # noqa: BLE001 - the user's forward pass
         shapes = ", ".join(f"{tuple(x.shape)}" for x in inputs)
         raise ModelRunError(f"{type(model).__name__}.forward failed on example inputs {shapes}: "
                             f"{type(exc).__name__}: {exc}; pass example_inputs shaped like the real input") from exc
-    return [t.detach().cpu().numpy() for t in _flatten(out)]
+    flat = flatten_outputs(out)
+    bad = [type(t).__name__ for t in flat if not isinstance(t, torch.Tensor)]
+    if bad or not flat:
+        raise ModelRunError(f"{type(model).__name__}.forward returned {bad[0] if bad else 'nothing'}"
+                            f"{' among its outputs' if len(flat) > 1 else ''}; an exported model must return "
+                            "tensors (or tuples/lists/dicts of tensors)")
+    return [t.detach().cpu().numpy() for t in flat]
 
 
 def source_hash(model_or_path: Any) -> str:

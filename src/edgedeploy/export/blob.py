@@ -17,9 +17,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 
-from .._io import package_versions, sha256_file, update_manifest
+from .._io import output_lock, package_versions, sha256_file, update_manifest
 from ..errors import ArtifactError, ConfigError, ExportError, ToolchainError, UnsupportedOpError
-from ._common import publish, staging
+from ..onnx_utils import all_nodes as _all_nodes
+from ._common import publish, safe_name, staging
 from .onnx_preprocess import Preprocess, bake_preprocessing, run_with_and_without
 from .result import ExportResult, compare_outputs
 
@@ -38,7 +39,9 @@ class BlobConfig:
 
     shaves: int = 6                    # SHAVE vector cores for the network (RVC2 has 16; DepthAI leaves ~6-8 free)
     cmx_slices: int = 6                # CMX memory slices; usually equal to shaves
-    input_precision: str = "U8"        # U8 (raw camera frames), FP16 (tensors, the RVC2 native type) or FP32
+    # FP32: what a float model takes (the device converts to FP16; default, the model's own input);
+    # U8: raw camera frames (a camera pipeline; with mean/scale baked in); FP16: tensors in the RVC2 native type
+    input_precision: str = "FP32"
     mean: float | tuple[float, ...] | None = None    # subtracted per channel (model channel order)
     scale: float | tuple[float, ...] | None = None   # divided per channel, after the mean
     reverse_channels: bool = False     # the camera sends BGR, the model wants RGB
@@ -88,41 +91,48 @@ def myriad_supported_ops() -> frozenset[str]:
     return frozenset(_ops_table()["supported"])
 
 
-def check_myriad_ops(model: onnx.ModelProto, source: str | os.PathLike[str] = "model") -> None:
-    """Raise UnsupportedOpError naming each op (and its node) the 2021.4 MYRIAD plugin cannot compile."""
+def myriad_op_status(model: onnx.ModelProto) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+    """(ops the 2021.4 MYRIAD plugin rejects, ops never probed) -> their node names, from the measured table."""
     supported = myriad_supported_ops()
     table = _ops_table()
-    bad: dict[str, list[str]] = {}
+    known_bad = set(table.get("rejected", {})) | set(table.get("newer_than_reader", []))
+    rejected: dict[str, list[str]] = {}
+    unknown: dict[str, list[str]] = {}
     for node in _all_nodes(model.graph):
         op = node.op_type if node.domain in ("", "ai.onnx") else f"{node.domain}.{node.op_type}"
-        if op not in supported:
-            bad.setdefault(op, []).append(node.name or f"<unnamed {op}>")
-    if not bad:
-        return
+        if op in supported:
+            continue
+        (rejected if op in known_bad else unknown).setdefault(op, []).append(node.name or f"<unnamed {op}>")
+    return rejected, unknown
+
+
+def describe_ops(ops: dict[str, list[str]]) -> str:
+    """``op Abs (node '/Abs'; the compiler says: unsupported layer type)`` for each op, '; '-joined."""
+    table = _ops_table()
     parts = []
-    for op, nodes in sorted(bad.items()):
+    for op, nodes in sorted(ops.items()):
         if op in table.get("newer_than_reader", []):
             why = f"newer than the 2021.4 ONNX reader (opsets <= {MYRIAD_MAX_OPSET})"
         elif op in table.get("rejected", {}):
             why = f"the compiler says: {table['rejected'][op]}"
         else:
-            why = "not known to compile"
+            why = "never probed alone; the compiler decides"
         names = ", ".join(repr(n) for n in nodes[:3]) + (" ..." if len(nodes) > 3 else "")
         parts.append(f"op {op} (node{'s' if len(nodes) > 1 else ''} {names}; {why})")
-    raise UnsupportedOpError(
-        f"{source}: {'; '.join(parts)}: not supported by the MyriadX (RVC2) OpenVINO 2021.4 plugin; replace "
-        "them with ops listed in edgedeploy/targets/profiles/myriadx_ops.yaml (e.g. GridSample -> a precomputed "
-        "warp with Gather or Resize; Hardswish -> x * relu6(x + 3) / 6) or run that part on the host")
+    return "; ".join(parts)
 
 
-def _all_nodes(graph: Any) -> list[Any]:
-    nodes = []
-    for node in graph.node:
-        nodes.append(node)
-        for attr in node.attribute:
-            for g in ([attr.g] if attr.HasField("g") else []) + list(attr.graphs):
-                nodes.extend(_all_nodes(g))
-    return nodes
+def check_myriad_ops(model: onnx.ModelProto, source: str | os.PathLike[str] = "model") -> dict[str, list[str]]:
+    """Raise UnsupportedOpError naming each op (and node) the 2021.4 MYRIAD plugin is measured to reject.
+
+    Returns the ops that were never probed (the compiler itself decides on those)."""
+    rejected, unknown = myriad_op_status(model)
+    if rejected:
+        raise UnsupportedOpError(
+            f"{source}: {describe_ops(rejected)}: not supported by the MyriadX (RVC2) OpenVINO 2021.4 plugin; "
+            "replace them with ops listed in edgedeploy/targets/profiles/myriadx_ops.yaml (e.g. GridSample -> a "
+            "precomputed warp with Gather or Resize; Hardswish -> x * relu6(x + 3) / 6) or run that part on the host")
+    return unknown
 
 
 def export_blob(onnx_or_ir: str | os.PathLike[str], config: BlobConfig | None = None,
@@ -134,7 +144,7 @@ def export_blob(onnx_or_ir: str | os.PathLike[str], config: BlobConfig | None = 
         raise ArtifactError(f"model file {src} does not exist; export it first (edgedeploy export ... --to onnx)")
     notes: list[str] = []
     folder = Path(out) if out is not None else src.parent
-    name = re.sub(r"[^A-Za-z0-9_-]", "_", name or src.stem)
+    name = safe_name(name, "name") if name is not None else re.sub(r"[^A-Za-z0-9_-]", "_", src.stem)
     if src.suffix.lower() == ".xml":
         src = _source_onnx_of_ir(src)
         notes.append(f"compiled from {src.name}, the ONNX this IR was converted from (the 2021.4 compiler reads "
@@ -142,13 +152,17 @@ def export_blob(onnx_or_ir: str | os.PathLike[str], config: BlobConfig | None = 
     if src.suffix.lower() != ".onnx":
         raise ConfigError(f"{src} is not an .onnx file (or an IR from export_openvino); export_blob compiles ONNX")
     original = _load_onnx(src)
-    check_myriad_ops(original, src)
+    unknown = check_myriad_ops(original, src)
+    if unknown:
+        notes.append(f"never probed alone, left to the compiler: {describe_ops(unknown)}")
     downgraded = _to_opset(original, src, notes)
     pre = config.preprocess()
     baked = bake_preprocessing(downgraded, pre)
     parity = _preprocessing_parity(original, baked, pre, config, src)
     blob_name, onnx_name = f"{name}_{config.shaves}shave.blob", f"{name}_myriad.onnx"
-    with staging(folder) as stage:
+    if config.input_precision.upper() == "U8":
+        notes.append("input is U8 camera frames (asked with input_precision='U8'); the device converts to FP16")
+    with output_lock(folder), staging(folder) as stage:
         import onnx
 
         onnx.save(baked, stage / onnx_name)
@@ -361,7 +375,7 @@ def _source_onnx_of_ir(xml: Path) -> Path:
     why = (f"{xml} is OpenVINO IR version {m.group(1) if m else 'unknown'}; the 2021.4 MYRIAD compiler reads only "
            "IR v10, which current OpenVINO cannot write")
     try:
-        entry = json.loads((xml.parent / "manifest.json").read_text())["openvino"]
+        entry = json.loads((xml.parent / "manifest.json").read_text())[xml.name]
         onnx_path = Path(entry["source"]["model"])
         if xml.name in entry["files"] and onnx_path.suffix == ".onnx" and onnx_path.is_file() \
                 and sha256_file(onnx_path) == entry["source"]["sha256"]:

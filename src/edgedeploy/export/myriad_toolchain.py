@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .._isolate import child_preexec, crash_error
 from ..errors import ExportError, ToolchainError
 
 OPENVINO_VERSION = "2021.4.2"
@@ -77,13 +78,16 @@ class MyriadToolchain:
         """Compile ``model`` (ONNX opset <= 13 or IR v10) into the blob file ``out``."""
         args = [str(self.compiler), str(model), str(out), *(f"{k}={v}" for k, v in config.items())]
         try:
-            proc = subprocess.run(args, capture_output=True, text=True, timeout=timeout, check=False)
+            proc = subprocess.run(args, capture_output=True, text=True, timeout=timeout, check=False,
+                                  preexec_fn=child_preexec)     # dies with us: no orphaned compiler
         except subprocess.TimeoutExpired as exc:
             raise ExportError(f"the MYRIAD compiler took over {timeout:.0f} s on {model}; "
                               "simplify the model or raise the timeout") from exc
         except OSError as exc:
             raise ToolchainError(f"cannot run {self.compiler}: {exc}; reinstall it with "
                                  "`edgedeploy toolchain install myriad --force`") from exc
+        if proc.returncode < 0:
+            raise crash_error("the MYRIAD 2021.4 compiler", proc.returncode, Path(model).name)
         if proc.returncode != 0 or not Path(out).is_file() or Path(out).stat().st_size == 0:
             raise ExportError(f"the MYRIAD 2021.4 compiler rejected {model}: {compiler_message(proc.stderr)}")
 

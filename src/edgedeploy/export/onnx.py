@@ -9,11 +9,12 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from .._io import package_versions, update_manifest
-from ..errors import ConfigError, ExportError, UnsupportedOpError
-from ._common import as_tensors, default_names, publish, source_hash, staging, torch_outputs
-from .op_origin import modules_running, op_from_error
-from .result import ExportResult, compare_outputs
+from .._io import output_lock, package_versions, update_manifest
+from ..errors import ConfigError, ExportError, ParityError, UnsupportedOpError
+from ._common import (as_tensors, default_name, default_names, publish, safe_name, source_hash, staging,
+                      torch_outputs, varied_inputs)
+from .op_origin import data_dependent_sites, modules_running, op_from_error
+from .result import ExportResult, Parity, compare_outputs
 
 EXPORTERS = ("dynamo", "torchscript")
 
@@ -23,7 +24,10 @@ class OnnxConfig:
     """How to export: ``exporter`` ("dynamo" = torch.export based, "torchscript" = legacy tracer),
     ``opset`` (None = the exporter's default; GridSample needs >= 16), ``dynamic_axes``
     ({input/output name: {dim: "name"}}), ``simplify`` with onnxslim, parity tolerance
-    ``atol + rtol * max|ref|`` vs torch, and ``fallback`` to the other exporter on unsupported ops."""
+    ``atol + rtol * max|ref|`` vs torch (checked on the example and on varied inputs: random values in its
+    range and real photos for image inputs), ``fallback`` to the other exporter on unsupported ops, and
+    ``allow_data_dependent``: export a model whose Python code branches on tensor values anyway (the graph
+    then holds only the branches the example took; refused by default)."""
 
     exporter: str = "dynamo"
     opset: int | None = None
@@ -34,6 +38,7 @@ class OnnxConfig:
     fallback: bool = False
     input_names: tuple[str, ...] | None = None
     output_names: tuple[str, ...] | None = None
+    allow_data_dependent: bool = False
     extra: dict[str, Any] = field(default_factory=dict)   # passed to torch.onnx.export as is
 
     def __post_init__(self) -> None:
@@ -53,17 +58,17 @@ def export_onnx(model: Any, example_inputs: Any, config: OnnxConfig | None = Non
     config = config or OnnxConfig()
     if not isinstance(model, torch.nn.Module):
         raise ConfigError(f"export_onnx needs a torch nn.Module, got {type(model).__name__}")
+    name = safe_name(name, "name") if name is not None else default_name(model)
     model = model.eval()
     inputs = as_tensors(example_inputs)
     reference = torch_outputs(model, inputs)
-    name = name or type(model).__name__.lower()
     in_names = list(config.input_names or default_names("input", len(inputs)))
     out_names = list(config.output_names or default_names("output", len(reference)))
     if len(in_names) != len(inputs) or len(out_names) != len(reference):
         raise ConfigError(f"{len(in_names)} input / {len(out_names)} output names given for a model with "
                           f"{len(inputs)} input(s) and {len(reference)} output(s)")
     notes: list[str] = []
-    with staging(out) as stage:
+    with output_lock(out) as folder, staging(folder) as stage:
         tmp = stage / f"{name}.onnx"
         exporter = _export_with_fallback(model, inputs, config, tmp, in_names, out_names, notes)
         proto = _check_and_simplify(tmp, config, notes)
@@ -71,8 +76,7 @@ def export_onnx(model: Any, example_inputs: Any, config: OnnxConfig | None = Non
         if config.opset is not None and opset != config.opset:
             notes.append(f"asked for opset {config.opset} but the {exporter} exporter produced opset {opset} "
                          "(the version converter could not go lower: an op in the model has no older version)")
-        parity = _parity(tmp, inputs, reference, config, exporter)
-        folder = Path(out)
+        parity = _parity(tmp, model, inputs, reference, config, exporter)
         files = publish(stage, folder, [tmp.name])
     hist = dict(sorted(Counter(n.op_type for n in proto.graph.node).items()))
     cfg = {**asdict(config), "exporter_used": exporter}
@@ -118,13 +122,16 @@ def _export(model: Any, inputs: tuple[Any, ...], config: OnnxConfig, path: Path,
     if dynamo:
         kwargs.update(external_data=False, verbose=False)
     buf = io.StringIO()
-    with _quiet_logger("torch.onnx"), warnings.catch_warnings(record=True) as caught, contextlib.redirect_stdout(buf), \
+    with _quiet_logger("torch"), warnings.catch_warnings(record=True) as caught, contextlib.redirect_stdout(buf), \
+            contextlib.redirect_stderr(io.StringIO()), \
             (_quiet_jit_log() if not dynamo else contextlib.nullcontext()):
         warnings.simplefilter("always")
         try:
             torch.onnx.export(model, inputs, str(path), **kwargs)
         except Exception as exc:  # noqa: BLE001 - classified below into one clear error
             raise _classify(exc, model, inputs, config) from exc
+    if any("Python boolean" in str(w.message) for w in caught):     # the torchscript tracer took one branch
+        _data_dependent(model, inputs, config, notes)
     seen = set(notes)
     for w in caught:
         msg = f"{config.exporter} exporter: {str(w.message).strip().splitlines()[0][:240]}"
@@ -174,8 +181,29 @@ def _quiet_jit_log() -> Any:
                 os.close(old)
 
 
+def _data_dependent(model: Any, inputs: tuple[Any, ...], config: OnnxConfig, notes: list[str]) -> None:
+    """Refuse (or, when allowed, announce) a graph traced through Python branches on tensor values."""
+    found = data_dependent_sites(model, inputs)
+    sites = [s for s in found if s.kind == "control flow"] or found
+    if not sites:
+        return          # the tracer branched on parameters or buffers only: constants, the graph is right
+    where = "; ".join(s.describe() for s in sites[:3])
+    if config.allow_data_dependent:
+        notes.append(f"{where}: the graph holds only the branches the example took (allow_data_dependent=True)")
+        return
+    raise UnsupportedOpError(f"{where}; the {config.exporter} exporter would keep only the branch this example "
+                             "takes, so the ONNX would be wrong for other inputs: rewrite the branch with tensor ops "
+                             "(torch.where) or move it out of forward(), or pass "
+                             "OnnxConfig(allow_data_dependent=True) if every real input takes the same branch")
+
+
 def _classify(exc: BaseException, model: Any, inputs: tuple[Any, ...], config: OnnxConfig) -> Exception:
     text = f"{exc}\n{exc.__cause__ or ''}"
+    if "data-dependent" in text or "GuardOnDataDependent" in text:
+        try:
+            _data_dependent(model, inputs, replace(config, allow_data_dependent=False), [])
+        except UnsupportedOpError as err:
+            return err
     op = op_from_error(text)
     other = next(e for e in EXPORTERS if e != config.exporter)
     if op is None:
@@ -224,13 +252,30 @@ def _check_and_simplify(path: Path, config: OnnxConfig, notes: list[str]) -> Any
     return proto
 
 
-def _parity(path: Path, inputs: tuple[Any, ...], reference: list[Any], config: OnnxConfig, exporter: str) -> Any:
+def _parity(path: Path, model: Any, inputs: tuple[Any, ...], reference: list[Any], config: OnnxConfig,
+            exporter: str) -> Parity:
+    """Compare ONNX Runtime with torch on the example and on varied inputs; the worst case is reported."""
     from ..runtime import load
 
     session = load(path, runtime="onnxruntime")
-    got = session.run([x.detach().cpu().numpy() for x in inputs])
     names = [o.name for o in session.outputs]
-    return compare_outputs(got, reference, names, atol=config.atol, rtol=config.rtol, runtime="onnxruntime",
-                           reference="torch", artifact=path.name,
-                           hint=f"Try OnnxConfig(exporter={next(e for e in EXPORTERS if e != exporter)!r}), "
-                                "another opset, or a looser atol if the op is known to be approximate.")
+    other = next(e for e in EXPORTERS if e != exporter)
+    hint = (f"Try OnnxConfig(exporter={other!r}), another opset, or a looser atol if the op is known to be "
+            "approximate.")
+    cases = [("the example", inputs, reference)]
+    cases += [(label, xs, torch_outputs(model, xs)) for label, xs in varied_inputs(inputs)]
+    results: list[Parity] = []
+    for label, xs, ref in cases:
+        try:
+            got = session.run([x.detach().cpu().numpy() for x in xs])
+            p = compare_outputs(got, ref, names, atol=config.atol, rtol=config.rtol, runtime="onnxruntime",
+                                reference="torch", artifact=path.name, hint=hint)
+        except ParityError as exc:
+            if label == "the example":
+                raise
+            raise ParityError(f"{exc} -- on {label} inputs, while the example matched: the graph depends on the "
+                              "input in a way the export did not capture (a data-dependent branch or a value "
+                              "baked in as a constant)") from None
+        results.append(p)
+    worst = max(results, key=lambda p: p.max_abs)
+    return replace(worst, checked=tuple(label for label, _, _ in cases))

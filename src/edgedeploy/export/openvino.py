@@ -1,28 +1,30 @@
-"""``export_openvino``: ONNX file or torch model -> OpenVINO IR (.xml/.bin) with baked-in preprocessing.
+"""``export_openvino``: ONNX file or torch model -> OpenVINO IR (.xml/.bin), optionally taking camera frames.
 
-The IR takes what a camera gives (uint8, interleaved NHWC, BGR) when asked: layout conversion,
-BGR->RGB, mean/scale and the u8->f32 cast run inside the graph through OpenVINO's PrePostProcessor.
-Every IR is verified on OpenVINO CPU at f32 precision with real-looking uint8 frames against the
-reference (torch, or ONNX Runtime for an ONNX source) fed the same frames preprocessed in numpy.
+By default the IR takes exactly what the model takes (its input element type, layout and values): a default
+never changes what the model computes. When asked (``input_type="u8"``, ``input_layout="NHWC"``,
+``reverse_channels``, ``mean``/``scale``), the IR takes what a camera gives and the conversion runs inside the
+graph through OpenVINO's PrePostProcessor. Every IR is verified on OpenVINO CPU at f32 precision with the
+input the user will feed (float tensors: the example, random values in its range and real photos; camera
+frames: real uint8 photos) against the reference (torch, or ONNX Runtime for an ONNX source).
 """
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .._io import package_versions, update_manifest
-from ..errors import ArtifactError, ConfigError, ExportError
-from ._common import as_tensors, publish, source_hash, staging, torch_outputs
-from .frames import camera_frames
-from .result import ExportResult, compare_outputs
+from .._io import output_lock, package_versions, update_manifest
+from ..errors import ArtifactError, ConfigError, ExportError, ParityError
+from ._common import as_tensors, default_name, publish, safe_name, source_hash, staging, torch_outputs, varied_inputs
+from ..frames import camera_frames
+from .result import ExportResult, Parity, compare_outputs
 
 PRECISIONS = ("fp16", "fp32")
-INPUT_TYPES = ("u8", "f32")
+INPUT_TYPES = ("u8", "f16", "f32")
 # default parity tolerance (atol, rtol) by weight precision; fp16 weights round to ~3 significant digits
 _TOLERANCE = {"fp32": (1e-4, 1e-4), "fp16": (1e-2, 1e-2)}
 
@@ -32,7 +34,8 @@ class OpenVinoConfig:
     """IR options. ``precision`` of stored weights; ``layout`` of the model's input; ``input_layout`` of
     the frames the app will feed (e.g. "NHWC" for interleaved camera frames; None = ``layout``);
     ``mean``/``scale`` per channel in pixel units, in the model's channel order, applied as
-    ``(x - mean) / scale`` after ``reverse_channels`` (BGR<->RGB); ``input_type`` of the fed tensor."""
+    ``(x - mean) / scale`` after ``reverse_channels`` (BGR<->RGB); ``input_type`` of the fed tensor
+    (None: the model's own, i.e. float32 for a float model; "u8" for raw camera frames)."""
 
     precision: str = "fp16"
     layout: str = "NCHW"
@@ -40,7 +43,7 @@ class OpenVinoConfig:
     mean: tuple[float, ...] | None = None
     scale: tuple[float, ...] | None = None
     reverse_channels: bool = False
-    input_type: str = "u8"
+    input_type: str | None = None
     atol: float | None = None
     rtol: float | None = None
     verify: bool = True
@@ -48,13 +51,20 @@ class OpenVinoConfig:
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
             raise ConfigError(f"unknown IR precision {self.precision!r}; choose one of: {', '.join(PRECISIONS)}")
-        if self.input_type not in INPUT_TYPES:
+        if self.input_type is not None and self.input_type not in INPUT_TYPES:
             raise ConfigError(f"unknown input_type {self.input_type!r}; choose one of: {', '.join(INPUT_TYPES)}")
         for name in ("layout", "input_layout"):
             value = getattr(self, name)
             if value is not None and (sorted(value.upper()) != sorted(self.layout.upper()) or "C" not in value.upper()):
                 raise ConfigError(f"{name}={value!r} must be a permutation of layout {self.layout!r} with a C axis, "
                                   "e.g. NCHW / NHWC")
+
+    @property
+    def preprocessing(self) -> bool:
+        """True when the IR's input differs from the model's (camera frames: type, layout, channels, mean/scale)."""
+        layout_change = self.input_layout is not None and self.input_layout.upper() != self.layout.upper()
+        return (self.input_type not in (None, "f32") or layout_change or self.reverse_channels
+                or self.mean is not None or self.scale is not None)
 
     @property
     def tolerance(self) -> tuple[float, float]:
@@ -65,60 +75,71 @@ class OpenVinoConfig:
 
 def export_openvino(onnx_path_or_model: Any, config: OpenVinoConfig | None = None, out: str | Path = "build/",
                     example_inputs: Any = None, name: str | None = None, reference: Any = None) -> ExportResult:
-    """Convert an ONNX file or nn.Module to IR with preprocessing, save it to ``out``, and verify it on CPU.
+    """Convert an ONNX file or nn.Module to IR (preprocessing only when asked), save it to ``out``, verify on CPU.
 
     The IR is compared with ``reference`` (an nn.Module; default: the torch model given as source, or
-    ONNX Runtime on the source file) fed the same frames preprocessed in numpy."""
+    ONNX Runtime on the source file) on the inputs the user will feed (see the module docstring);
+    ``example_inputs`` (required for a torch source) also seeds those parity inputs for an ONNX source."""
     import openvino as ov
 
     config = config or OpenVinoConfig()
     source = onnx_path_or_model
+    tensors = as_tensors(example_inputs) if example_inputs is not None else None
     if isinstance(source, (str, Path)):
         source = _check_onnx_path(source)
-        name = name or source.stem
+        name = safe_name(name or source.stem, "name")
         try:
             ov_model = ov.convert_model(str(source))
         except Exception as exc:  # noqa: BLE001
             raise ArtifactError(f"OpenVINO cannot read {source} ({_first_line(exc)}); the file is corrupt or not "
                                 "ONNX: re-export it with export_onnx") from exc
     else:
-        if example_inputs is None:
+        if tensors is None:
             raise ConfigError("export_openvino from a torch model needs example_inputs (a tensor shaped like the input)")
         source = source.eval()
-        name = name or type(source).__name__.lower()
+        name = safe_name(name, "name") if name is not None else default_name(source)
         try:
-            tensors = as_tensors(example_inputs)
             ov_model = ov.convert_model(source, example_input=tensors,
                                         input=[ov.PartialShape(list(t.shape)) for t in tensors])
         except Exception as exc:  # noqa: BLE001
             raise ExportError(f"openvino.convert_model failed on {type(source).__name__}: {_first_line(exc)}; "
                               "export to ONNX first (export_onnx) and convert that file") from exc
-    model_shape = _static_shape(ov_model, source if isinstance(source, Path) else type(source).__name__)
-    _check_channels(config, model_shape)
-    ov_model = _add_preprocessing(ov_model, config)
+    label = source if isinstance(source, Path) else type(source).__name__
+    shapes = _static_shapes(ov_model, label, single=config.preprocessing)
+    if config.preprocessing:
+        _check_channels(config, shapes[0])
+        ov_model = _add_preprocessing(ov_model, config)
     notes: list[str] = []
-    with staging(out) as stage:
+    if config.input_type == "u8":
+        notes.append("input is uint8 camera frames (asked with input_type='u8'); feed raw pixels, not floats")
+    with output_lock(out) as folder, staging(folder) as stage:
         xml = stage / f"{name}.xml"
         try:
             ov.save_model(ov_model, str(xml), compress_to_fp16=config.precision == "fp16")
         except Exception as exc:  # noqa: BLE001
             raise ExportError(f"openvino.save_model failed for {name}: {_first_line(exc)}") from exc
-        parity = _verify(xml, reference if reference is not None else source, config) if config.verify else None
+        ref = reference if reference is not None else source
+        parity = _verify(xml, ref, config, tensors) if config.verify else None
         if parity is None:
             notes.append("not verified (verify=False)")
-        files = publish(stage, Path(out), [xml.name, xml.with_suffix(".bin").name])
+        files = publish(stage, folder, [xml.name, xml.with_suffix(".bin").name])
     hist = _op_histogram(ov.Core().read_model(str(files[0])))
     cfg = {**asdict(config), "tolerance": list(config.tolerance)}
-    details = {"model_input_shape": list(model_shape), "input_layout": config.input_layout or config.layout,
-               "input_type": config.input_type, "precision": config.precision}
+    ir_inputs = [str(p.get_element_type().to_dtype()) for p in ov_model.inputs]
+    details = {"model_input_shape": list(shapes[0]), "input_layout": config.input_layout or config.layout,
+               "input_type": config.input_type or _short(ir_inputs[0]), "precision": config.precision}
     src = {"model": str(source) if isinstance(source, Path) else type(source).__name__,
            "sha256": source_hash(source)}
-    manifest = update_manifest(Path(out), "openvino", {
+    manifest = update_manifest(folder, "openvino", {
         "files": [f.name for f in files], "source": src, "config": cfg, "details": details,
         "parity": parity.to_dict() if parity else None, "op_histogram": hist, "warnings": notes,
         "versions": package_versions("openvino", "onnx", "onnxruntime")})
     return ExportResult(path=files[0], format="openvino", files=tuple(files), parity=parity, op_histogram=hist,
                         warnings=tuple(notes), config=cfg, details=details, manifest=manifest)
+
+
+def _short(dtype: str) -> str:
+    return {"float32": "f32", "float16": "f16", "uint8": "u8"}.get(dtype, dtype)
 
 
 def preprocess_numpy(frames: np.ndarray, config: OpenVinoConfig) -> np.ndarray:
@@ -153,15 +174,18 @@ def _check_onnx_path(path: str | Path) -> Path:
     return p
 
 
-def _static_shape(ov_model: Any, source: Any) -> tuple[int, ...]:
-    if len(ov_model.inputs) != 1:
-        raise ConfigError(f"{source} has {len(ov_model.inputs)} inputs; export_openvino's image preprocessing "
-                          "expects exactly one image input")
-    ps = ov_model.inputs[0].get_partial_shape()
-    if ps.is_dynamic:
-        raise ConfigError(f"the input of {source} has a dynamic shape {ps}; export with static shapes "
-                          "(no dynamic_axes) so the IR can be verified for one frame size")
-    return tuple(int(d.get_length()) for d in ps)
+def _static_shapes(ov_model: Any, source: Any, single: bool) -> list[tuple[int, ...]]:
+    if single and len(ov_model.inputs) != 1:
+        raise ConfigError(f"{source} has {len(ov_model.inputs)} inputs; camera preprocessing (input_type, "
+                          "input_layout, reverse_channels, mean/scale) needs exactly one image input")
+    shapes = []
+    for port in ov_model.inputs:
+        ps = port.get_partial_shape()
+        if ps.is_dynamic:
+            raise ConfigError(f"the input of {source} has a dynamic shape {ps}; export with static shapes "
+                              "(no dynamic_axes) so the IR can be verified for one input size")
+        shapes.append(tuple(int(d.get_length()) for d in ps))
+    return shapes
 
 
 def _check_channels(config: OpenVinoConfig, shape: Sequence[int]) -> None:
@@ -183,7 +207,8 @@ def _add_preprocessing(ov_model: Any, config: OpenVinoConfig) -> Any:
 
     ppp = PrePostProcessor(ov_model)
     inp = ppp.input(0)
-    inp.tensor().set_element_type(ov.Type.u8 if config.input_type == "u8" else ov.Type.f32) \
+    types = {"u8": ov.Type.u8, "f16": ov.Type.f16, "f32": ov.Type.f32, None: ov.Type.f32}
+    inp.tensor().set_element_type(types[config.input_type]) \
         .set_layout(ov.Layout(config.input_layout or config.layout))
     inp.model().set_layout(ov.Layout(config.layout))
     steps = inp.preprocess()
@@ -197,28 +222,57 @@ def _add_preprocessing(ov_model: Any, config: OpenVinoConfig) -> Any:
     return ppp.build()
 
 
-def _verify(xml: Path, source: Any, config: OpenVinoConfig) -> Any:
+def _verify(xml: Path, source: Any, config: OpenVinoConfig, example: tuple[Any, ...] | None) -> Parity:
+    """Parity of the IR with the reference on every input set the user may feed; the worst case is reported."""
     from ..runtime import load
 
     session = load(xml, runtime="openvino", precision_hint="f32")
-    info = session.inputs[0]
-    layout = (config.input_layout or config.layout).upper()
-    frames = _frames(info.shape, layout)
-    if config.input_type == "f32":
-        frames = frames.astype(np.float32)
-    got = session.run(frames)
-    x = preprocess_numpy(frames, config)
     if isinstance(source, Path):
         ref_session = load(source, runtime="onnxruntime")
-        reference, ref_name = ref_session.run(x), "onnxruntime (the source ONNX)"
+        run_ref, ref_name = ref_session.run, "onnxruntime (the source ONNX)"
     else:
         import torch
 
-        reference, ref_name = torch_outputs(source.eval(), (torch.from_numpy(x),)), "torch"
+        def run_ref(xs: list[np.ndarray]) -> list[np.ndarray]:
+            return torch_outputs(source.eval(), tuple(torch.from_numpy(np.ascontiguousarray(x)) for x in xs))
+        ref_name = "torch"
     atol, rtol = config.tolerance
-    return compare_outputs(got, reference, [o.name for o in session.outputs], atol=atol, rtol=rtol,
-                           runtime="openvino CPU (f32)", reference=ref_name, artifact=xml.name,
-                           hint="Check mean/scale/reverse_channels and layouts, or use precision='fp32'.")
+    hint = "Check mean/scale/reverse_channels and layouts, or use precision='fp32'."
+    results = []
+    cases = _parity_cases(session, config, example)
+    for label, fed in cases:
+        model_in = [preprocess_numpy(fed[0], config)] if config.preprocessing else fed
+        try:
+            got = session.run(fed)
+            results.append(compare_outputs(got, run_ref(model_in), [o.name for o in session.outputs], atol=atol,
+                                           rtol=rtol, runtime="openvino CPU (f32)", reference=ref_name,
+                                           artifact=xml.name, hint=hint))
+        except ParityError as exc:
+            raise ParityError(f"{exc} (on {label})") from None
+    worst = max(results, key=lambda p: p.max_abs)
+    return replace(worst, checked=tuple(label for label, _ in cases))
+
+
+def _parity_cases(session: Any, config: OpenVinoConfig, example: tuple[Any, ...] | None
+                  ) -> list[tuple[str, list[np.ndarray]]]:
+    """The inputs the user will feed: camera frames for a camera IR, float tensors of the model's own kind else."""
+    import torch
+
+    infos = session.inputs
+    if config.preprocessing:
+        layout = (config.input_layout or config.layout).upper()
+        frames = _frames(infos[0].shape, layout)
+        flipped = np.ascontiguousarray(np.flip(frames, axis=layout.index("W")))
+        dtype = {"u8": np.uint8, "f16": np.float16}.get(config.input_type or "f32", np.float32)
+        return [("real photos", [frames.astype(dtype)]), ("mirrored photos", [flipped.astype(dtype)])]
+    if example is None:
+        gen = torch.Generator().manual_seed(0)
+        example = tuple(torch.randn(tuple(i.shape), generator=gen).to(getattr(torch, i.dtype))
+                        if np.dtype(i.dtype).kind == "f" else torch.zeros(tuple(i.shape), dtype=getattr(torch, i.dtype))
+                        for i in infos)
+    cases = [("the example", [x.detach().cpu().numpy() for x in example])]
+    cases += [(label, [x.detach().cpu().numpy() for x in xs]) for label, xs in varied_inputs(example)]
+    return cases
 
 
 def _frames(shape: tuple[int | None, ...] | None, layout: str) -> np.ndarray:

@@ -26,6 +26,7 @@ class Parity:
     atol: float
     rtol: float
     outputs: dict[str, dict[str, float]] = field(default_factory=dict)
+    checked: tuple[str, ...] = ()     # the input sets compared (the example, random, photos, ...)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict for JSON."""
@@ -86,8 +87,9 @@ class ExportResult:
         t.add_row("files", ", ".join(f.name for f in self.files))
         if self.parity:
             p = self.parity
+            on = f" on {', '.join(p.checked)}" if p.checked else ""
             t.add_row("parity", f"max abs {p.max_abs:.3g}, max rel {p.max_rel:.3g} vs {p.reference} on {p.runtime} "
-                                f"(atol {p.atol:g}, rtol {p.rtol:g})")
+                                f"(atol {p.atol:g}, rtol {p.rtol:g}){on}")
         top = sorted(self.op_histogram.items(), key=lambda kv: (-kv[1], kv[0]))
         t.add_row("ops", ", ".join(f"{k} x{v}" for k, v in top[:12]) + (" ..." if len(top) > 12 else ""))
         for w in self.warnings:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import platform
+import re
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from typing import Any
@@ -42,21 +43,46 @@ class HostInfo:
                 f"flags: {' '.join(self.flags) or '-'}")
 
 
+def _read(path: str) -> str:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
+def read_cpuinfo() -> str:
+    """The text of /proc/cpuinfo ('' where there is none)."""
+    return _read("/proc/cpuinfo")
+
+
+def cpuinfo_field(cpuinfo: str, key: str) -> str:
+    """The first value of ``key`` in /proc/cpuinfo text ('' when absent)."""
+    m = re.search(rf"^{re.escape(key)}\s*:\s*(.*)$", cpuinfo, re.M)
+    return m.group(1).strip() if m else ""
+
+
+def usable_cores() -> int:
+    """Cores this process may run on (its CPU affinity), the count every benchmark and estimate uses."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def memory_bytes() -> int:
+    """Total RAM from /proc/meminfo (8 GiB when unknown)."""
+    kb = re.search(r"MemTotal:\s+(\d+)\s*kB", _read("/proc/meminfo"))
+    return int(kb.group(1)) * 1024 if kb else 8 * 2**30
+
+
+def max_freq_khz_of_cpu0() -> int | None:
+    """cpufreq's maximum clock of CPU 0 in kHz, when the kernel exposes it."""
+    text = _read("/sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq").strip()
+    return int(text) if text.isdigit() else None
+
+
 @lru_cache(maxsize=1)
 def host_info() -> HostInfo:
     """Read the CPU model and speed-relevant flags (Linux /proc/cpuinfo; falls back to platform)."""
-    model, flags = platform.processor() or platform.machine(), set()
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                key, _, val = line.partition(":")
-                key = key.strip()
-                if key == "model name":
-                    model = val.strip()
-                elif key == "flags":
-                    flags = set(val.split())
-                if model and flags:
-                    break
-    except OSError:
-        pass
-    return HostInfo(model, os.cpu_count() or 1, tuple(f for f in SPEED_FLAGS if f in flags), platform.machine())
+    text = read_cpuinfo()
+    model = cpuinfo_field(text, "model name") or platform.processor() or platform.machine()
+    flags = set(cpuinfo_field(text, "flags").split())
+    return HostInfo(model, usable_cores(), tuple(f for f in SPEED_FLAGS if f in flags), platform.machine())

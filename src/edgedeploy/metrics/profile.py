@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,12 +42,12 @@ def _make_inputs(inputs_or_shape: Any, dtype: str) -> tuple[Any, ...]:
 
     if isinstance(inputs_or_shape, torch.Tensor):
         return (inputs_or_shape,)
-    if isinstance(inputs_or_shape, str):
-        from ..modelref import parse_shape
+    from ..shapes import check_shape, parse_shape
 
+    if isinstance(inputs_or_shape, str):
         inputs_or_shape = parse_shape(inputs_or_shape)
     if isinstance(inputs_or_shape, Sequence) and inputs_or_shape and all(isinstance(d, int) for d in inputs_or_shape):
-        return (torch.zeros(tuple(inputs_or_shape), dtype=getattr(torch, dtype)),)
+        return (torch.zeros(check_shape(tuple(inputs_or_shape)), dtype=getattr(torch, dtype)),)
     if isinstance(inputs_or_shape, Sequence) and inputs_or_shape:
         return tuple(_make_inputs(x, dtype)[0] if not isinstance(x, torch.Tensor) else x for x in inputs_or_shape)
     raise ShapeError(f"cannot build model inputs from {inputs_or_shape!r}: pass a tensor, a tuple of tensors, "
@@ -74,7 +75,8 @@ def profile(model: Any, inputs_or_shape: Any = None, precision: str = "fp32", fp
             config: ProfileConfig | None = None) -> Profile:
     """Profile a torch module (traced at dispatch level) or an ``.onnx`` file (ONNX shape inference)."""
     _check_precision(precision)
-    if fps is not None and fps <= 0:
+    if fps is not None and (isinstance(fps, bool) or not isinstance(fps, (int, float)) or not math.isfinite(fps)
+                            or fps <= 0):
         raise ConfigError(f"fps must be > 0 (got {fps})")
     cfg = config or ProfileConfig()
     if isinstance(model, (str, Path)):

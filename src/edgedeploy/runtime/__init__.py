@@ -4,8 +4,8 @@ Backends live in ``*_rt.py`` files registered with ``@register_runtime``; see ``
 """
 from __future__ import annotations
 
-from .api import benchmark, load
+from .api import BenchConfig, BenchResult, benchmark, benchmark_matrix, load
 from .base import Session, TensorInfo, available_runtimes, get_runtime, register_runtime, runtime_for
 
-__all__ = ["Session", "TensorInfo", "available_runtimes", "benchmark", "get_runtime", "load",
+__all__ = ["BenchConfig", "BenchResult", "Session", "benchmark_matrix", "TensorInfo", "available_runtimes", "benchmark", "get_runtime", "load",
            "register_runtime", "runtime_for"]

@@ -31,6 +31,14 @@ def check_model_file(path: Any, suffix: str) -> Path:
     return p
 
 
+def describe_ort(session: Any) -> tuple[list[TensorInfo], list[TensorInfo]]:
+    """(inputs, outputs) of an ONNX Runtime InferenceSession as TensorInfo lists."""
+    def info(args: Any) -> TensorInfo:
+        shape = tuple(d if isinstance(d, int) else None for d in args.shape)
+        return TensorInfo(args.name, shape, _ORT_TYPES.get(args.type))
+    return [info(i) for i in session.get_inputs()], [info(o) for o in session.get_outputs()]
+
+
 @register_runtime("onnxruntime")
 class OrtSession(Session):
     """ONNX Runtime. Options: ``providers`` (list), ``optimization`` (disable|basic|extended|all)."""
@@ -71,10 +79,7 @@ class OrtSession(Session):
                                 "an ONNX model: re-export it") from exc
 
     def _describe(self) -> tuple[list[TensorInfo], list[TensorInfo]]:
-        def info(args: Any) -> TensorInfo:
-            shape = tuple(d if isinstance(d, int) else None for d in args.shape)
-            return TensorInfo(args.name, shape, _ORT_TYPES.get(args.type))
-        return [info(i) for i in self.session.get_inputs()], [info(o) for o in self.session.get_outputs()]
+        return describe_ort(self.session)
 
     def _infer(self, arrays: list[np.ndarray]) -> list[np.ndarray]:
         feed = {i.name: a for i, a in zip(self.inputs, arrays)}

@@ -9,11 +9,12 @@ from ..errors import ConfigError, ModelRunError
 from .base import Session, TensorInfo, register_runtime
 
 
-def _flatten(out: Any) -> list[Any]:
+def flatten_outputs(out: Any) -> list[Any]:
+    """Tensors of a model's output (tuples, lists and dicts flattened in order)."""
     if isinstance(out, dict):
-        return [t for v in out.values() for t in _flatten(v)]
+        return [t for v in out.values() for t in flatten_outputs(v)]
     if isinstance(out, (list, tuple)):
-        return [t for v in out for t in _flatten(v)]
+        return [t for v in out for t in flatten_outputs(v)]
     return [out]
 
 
@@ -64,4 +65,4 @@ class TorchSession(Session):
                                 f"{type(exc).__name__}: {exc}") from exc
         finally:
             torch.set_num_threads(prev)
-        return [t.detach().cpu().numpy() if hasattr(t, "detach") else np.asarray(t) for t in _flatten(out)]
+        return [t.detach().cpu().numpy() if hasattr(t, "detach") else np.asarray(t) for t in flatten_outputs(out)]

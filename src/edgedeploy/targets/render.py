@@ -8,7 +8,8 @@ if TYPE_CHECKING:
     from .check import CheckReport
     from .target import Target
 
-_STATUS = {True: "[green]PASS[/]", False: "[bold red]FAIL[/]", None: "[dim]info[/]"}
+_STATUS = {"PASS": "[green]PASS[/]", "FAIL": "[bold red]FAIL[/]", "UNKNOWN": "[yellow]UNKNOWN[/]",
+           "info": "[dim]info[/]"}
 
 
 def _fmt(value: Any) -> str:
@@ -30,7 +31,7 @@ def report_renderable(report: CheckReport, top: int = 5) -> Any:
     from rich.console import Group
     from rich.table import Table
 
-    overall = "[green]PASS[/]" if report.passed else "[bold red]FAIL[/]"
+    overall = _STATUS[report.status]
     fps = f", {report.fps:g} FPS" if report.fps else ""
     table = Table(title=f"{report.model} on {report.target} ({report.precision}{fps}): {overall}",
                   title_justify="left")
@@ -38,16 +39,17 @@ def report_renderable(report: CheckReport, top: int = 5) -> Any:
                       ("details", "left")):
         table.add_column(col, justify=just, overflow="fold", ratio=4 if col == "details" else None)
     for v in report.verdicts:
-        table.add_row(v.name, _STATUS[v.passed], _with_unit(v.measured, v.unit), _with_unit(v.limit, v.unit),
+        table.add_row(v.name, _STATUS[v.status], _with_unit(v.measured, v.unit), _with_unit(v.limit, v.unit),
                       v.message)
+    notes = [f"[dim]note:[/] {n}" for n in report.notes]
     if not report.layers or top <= 0:
-        return table
+        return Group(table, *notes)
     slow = Table(title=f"slowest layers (roofline estimate, {report.latency_ms:.3f} ms total)", title_justify="left")
     for col in ("layer", "op", "compute ms", "memory ms", "bound"):
         slow.add_column(col, justify="left" if col in ("layer", "op", "bound") else "right")
     for r in sorted(report.layers, key=lambda r: r.latency_ms, reverse=True)[:top]:
         slow.add_row(r.name, r.op, f"{r.compute_ms:.4f}", f"{r.memory_ms:.4f}", r.bound)
-    return Group(table, slow)
+    return Group(table, *notes, slow)
 
 
 def targets_table(targets: Iterable[Target]) -> Any:

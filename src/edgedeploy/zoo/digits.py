@@ -7,6 +7,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ..data import register_dataset
 from .registry import register_model
 
 
@@ -18,6 +19,16 @@ class DigitsData:
     y_train: torch.Tensor
     x_test: torch.Tensor
     y_test: torch.Tensor
+
+    @property
+    def train(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The training split as an (x, y) pair (edgedeploy.data reads it for training and calibration)."""
+        return self.x_train, self.y_train
+
+    @property
+    def test(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The held-out split as an (x, y) pair (edgedeploy.data reads it for evaluation)."""
+        return self.x_test, self.y_test
 
     def batches(self, batch_size: int = 64, train: bool = True, seed: int = 0) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """List of (x, y) batches; training batches are shuffled with ``seed``."""
@@ -100,3 +111,16 @@ def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int
     correct = sum((model(x[i:i + batch_size]).argmax(1) == y[i:i + batch_size]).sum().item()
                   for i in range(0, len(x), batch_size))
     return 100.0 * correct / len(x)
+
+
+def _digits_for(shape: tuple[int, ...]) -> DigitsData:
+    """The digits resized to a square NxCxHxW model input (the built-in dataset ``digits``)."""
+    from ..errors import ConfigError
+
+    if len(shape) != 4 or shape[2] != shape[3] or shape[1] not in (1, 3):
+        raise ConfigError(f"the digits dataset needs a square Nx1xHxW or Nx3xHxW image input, but the model takes "
+                          f"{'x'.join(map(str, shape))}; give a folder of images or a .npy file instead")
+    return load_digits_data(size=shape[2], channels=shape[1])
+
+
+register_dataset("digits", _digits_for)

@@ -8,6 +8,23 @@ from ...errors import ConfigError
 
 MODES = ("fp16", "int8-static", "int8-dynamic", "qat")
 CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
+QNN_ACTIVATIONS = ("u8", "u16", "mixed")
+
+
+@dataclass(frozen=True)
+class QnnQuantOptions:
+    """Options only the ``qnn`` backend reads (Qualcomm HTP QDQ layout)."""
+
+    # u8 | u16 | mixed: u8 with the noisiest activations promoted to u16 until ``accuracy_budget`` is met
+    activations: str = "mixed"
+    accuracy_budget: float = 0.99       # mixed: top-1 (or rel. L2) agreement with FP32 the mix must reach
+
+    def __post_init__(self) -> None:
+        if self.activations not in QNN_ACTIVATIONS:
+            raise ConfigError(f"unknown QNN activations {self.activations!r}; choose one of "
+                              f"{', '.join(QNN_ACTIVATIONS)}")
+        if not 0.0 <= float(self.accuracy_budget) <= 1.0:
+            raise ConfigError(f"QNN accuracy_budget is a fraction in [0, 1] (got {self.accuracy_budget})")
 
 
 @dataclass(frozen=True)
@@ -16,8 +33,9 @@ class QuantConfig:
 
     mode: str = "int8-static"
     backend: str = "onnxruntime"
-    # per-output-channel weight scales: the accurate default (per-tensor loses accuracy on BN-folded convs)
-    per_channel: bool = True
+    # per-output-channel weight scales; None = the backend's default: per-channel for onnxruntime/openvino/torch
+    # (per-tensor loses accuracy on BN-folded convs), QNN's per-tensor u8 weights for qnn (True: s8 per-channel)
+    per_channel: bool | None = None
     # symmetric int8 activations (True) or asymmetric uint8 (False); None = the backend's fast default
     # (onnxruntime: asymmetric u8 x s8 weights, the VNNI path; openvino/NNCF: symmetric, its PERFORMANCE preset)
     symmetric: bool | None = None
@@ -42,7 +60,7 @@ class QuantConfig:
     latency_repeats: int = 30
     opset: int = 17
     seed: int = 0
-    extra: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
+    qnn: QnnQuantOptions = field(default_factory=QnnQuantOptions)
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:

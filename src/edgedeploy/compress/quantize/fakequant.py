@@ -24,7 +24,7 @@ def _act_fq(config: Any, qat: bool) -> FakeQuantize:
 
 def _weight_fq(config: Any, qat: bool) -> FakeQuantize:
     q = 2 ** (config.weight_bits - 1) - 1           # symmetric grid [-q, q] inside an int8 container
-    if config.per_channel:
+    if config.per_channel is not False:
         obs = MovingAveragePerChannelMinMaxObserver if qat else PerChannelMinMaxObserver
         return FakeQuantize(observer=obs, quant_min=-q, quant_max=q, dtype=torch.qint8,
                             qscheme=torch.per_channel_symmetric, ch_axis=0)

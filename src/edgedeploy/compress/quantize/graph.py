@@ -1,14 +1,12 @@
-"""ONNX helpers for quantization: torch -> ONNX, the table of quantizable layers, their MACs, layer probes."""
+"""ONNX helpers for quantization: the table of quantizable layers (MACs from the profiler), twins, QDQ folding."""
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ...errors import ExportError
 
 #: ops whose weights/activations the quantizers turn into int8 (the layers a user can ignore)
 QUANTIZABLE_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
@@ -23,42 +21,6 @@ class Layer:
     module: str
     macs: int
     output: str
-
-
-def to_onnx(module: Any, example: dict[str, np.ndarray], path: Path, opset: int = 17,
-            dynamic_dims: dict[int, str] | None = None) -> Path:
-    """Export a torch module to ONNX (legacy exporter: BN folded, fake-quant as QDQ; batch dim dynamic)."""
-    import torch
-
-    from ...errors import ModelRunError
-
-    from ..._io import ensure_dir
-
-    ensure_dir(Path(path).parent)
-    names = list(example)
-    args = tuple(torch.from_numpy(np.ascontiguousarray(example[n])) for n in names)
-    try:
-        with torch.no_grad():
-            probe = module.eval()(*args)
-    except Exception as exc:  # noqa: BLE001 - the user's forward failed on the given input
-        shapes = ", ".join(f"{n}: {tuple(a.shape)}" for n, a in zip(names, args))
-        raise ModelRunError(f"{type(module).__name__} fails on an input of shape {shapes}: {exc}; pass "
-                            "example_inputs (or data) shaped like the model's real input") from exc
-    n_out = len(probe) if isinstance(probe, (tuple, list)) else 1
-    outs = ["output"] if n_out == 1 else [f"output{i}" for i in range(n_out)]
-    axes: dict[str, dict[int, str]] = {n: {0: "batch", **(dynamic_dims or {})} for n in names}
-    axes.update({n: {0: "batch"} for n in outs})
-    try:
-        import warnings
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            torch.onnx.export(module.eval(), args, str(path), dynamo=False, opset_version=opset,
-                              input_names=names, output_names=outs, dynamic_axes=axes, do_constant_folding=True)
-    except Exception as exc:  # noqa: BLE001 - any exporter failure is reported with the model at fault
-        raise ExportError(f"could not export {type(module).__name__} to ONNX for quantization: {exc}; "
-                          "export it yourself and pass the .onnx file") from exc
-    return path
 
 
 def module_path(node_name: str) -> str:
@@ -77,75 +39,30 @@ def module_path(node_name: str) -> str:
     return path
 
 
-def _dims(vi: Any) -> list[int]:
-    return [d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else 1
-            for d in vi.type.tensor_type.shape.dim]
-
-
-def layers(model: Any) -> list[Layer]:
-    """Quantizable layers of an ONNX model in graph order, with MACs per sample (unknown dims taken as 1)."""
+def layers(model_path: Path, input_shapes: list[tuple[int, ...]] | None = None) -> list[Layer]:
+    """Quantizable layers of an ONNX model in graph order, with MACs per sample from the profiler."""
     import onnx
 
-    inferred = onnx.shape_inference.infer_shapes(model)
-    g = inferred.graph
-    shapes = {vi.name: _dims(vi) for vi in list(g.value_info) + list(g.input) + list(g.output)}
-    shapes.update({t.name: list(t.dims) for t in g.initializer})
+    from ...errors import ShapeError
+    from ...metrics.profile import profile
+    from ...onnx_utils import onnx_inputs
+
+    model = onnx.load(str(model_path))
+    shapes = input_shapes or [tuple(d or 1 for d in (1, *s.shape[1:])) for s in onnx_inputs(model)]
+    try:
+        prof = profile(Path(model_path), shapes if len(shapes) > 1 else shapes[0])
+        macs = {row.name: row.macs for row in prof.layers}
+    except ShapeError:             # dynamic dims (e.g. sequence length) the graph alone cannot resolve
+        macs = {}
+    weights = {t.name for t in model.graph.initializer}
     out = []
-    for node in g.node:
+    for node in model.graph.node:
         if node.op_type not in QUANTIZABLE_OPS:
             continue
-        w = shapes.get(node.input[1]) if len(node.input) > 1 else None
-        y = shapes.get(node.output[0])
-        if node.op_type == "MatMul" and node.input[1] not in {t.name for t in g.initializer}:
+        if node.op_type == "MatMul" and node.input[1] not in weights:
             continue                      # activation x activation MatMul (attention scores): no weights
-        trans_b = any(a.name == "transB" and a.i for a in node.attribute)
-        out.append(Layer(node.name, node.op_type, module_path(node.name), _macs(node.op_type, w, y, trans_b),
-                         node.output[0]))
+        out.append(Layer(node.name, node.op_type, module_path(node.name), int(macs.get(node.name, 0)), node.output[0]))
     return out
-
-
-def _macs(op: str, w: list[int] | None, y: list[int] | None, trans_b: bool = False) -> int:
-    if not w or not y:
-        return 0
-    per_sample = math.prod(y[1:]) if len(y) > 1 else math.prod(y)
-    if op == "Conv":
-        return per_sample * math.prod(w[1:])
-    if op == "ConvTranspose":
-        return math.prod(y[1:]) * w[0] * math.prod(w[2:]) // max(w[1], 1)
-    return per_sample * (w[1] if op == "Gemm" and trans_b else w[0])   # outputs x reduction dim
-
-
-def probe_outputs(path: Path, tensors: list[str], dest: Path) -> Path:
-    """Copy of an ONNX model that also outputs the named intermediate tensors (for per-layer error)."""
-    import onnx
-
-    m = onnx.load(str(path))
-    have = {o.name for o in m.graph.output}
-    for t in tensors:
-        if t not in have:
-            m.graph.output.append(onnx.ValueInfoProto(name=t))
-    onnx.save(m, str(dest))
-    return dest
-
-
-def sqnr_db(ref: np.ndarray, test: np.ndarray) -> float:
-    """Signal-to-quantization-noise ratio in dB (inf when identical)."""
-    ref = ref.astype(np.float64)
-    noise = float(np.sum((ref - test.astype(np.float64)) ** 2))
-    signal = float(np.sum(ref ** 2))
-    if noise == 0.0:
-        return float("inf")
-    return 10.0 * math.log10(max(signal, 1e-30) / noise)
-
-
-def file_size(path: Path) -> int:
-    """Bytes of a model artifact, counting an OpenVINO IR's .bin and ONNX external data beside it."""
-    path = Path(path)
-    size = path.stat().st_size
-    if path.suffix == ".xml" and path.with_suffix(".bin").exists():
-        size += path.with_suffix(".bin").stat().st_size
-    data = path.with_name(path.name + ".data")
-    return size + (data.stat().st_size if data.exists() else 0)
 
 
 def match_outputs(fp32_layers: list[Layer], twin_path: Path) -> dict[str, tuple[str, bool]]:

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from ...errors import CalibrationError
-from . import data as qdata
+from ...onnx_utils import cosine_per_sample
 from .graph import Layer
 from .registry import Job, Quantizer
 
@@ -32,14 +32,9 @@ class FloatCandidate:
     cosine_min: float
 
 
-def _cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    a, b = a.reshape(len(a), -1).astype(np.float64), b.reshape(len(b), -1).astype(np.float64)
-    return np.sum(a * b, 1) / np.maximum(np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1), 1e-30)
-
-
 def _outputs(quantizer: Quantizer, path: Path, feeds: list[dict[str, np.ndarray]]) -> np.ndarray:
     session = quantizer.session(path)
-    return qdata.concat([session.run(f)[0] for f in feeds])
+    return np.concatenate([session.run(f)[0] for f in feeds])
 
 
 def rank_float_candidates(quantizer: Quantizer, job: Job, layers: list[Layer]) -> list[FloatCandidate]:
@@ -59,7 +54,7 @@ def rank_float_candidates(quantizer: Quantizer, job: Job, layers: list[Layer]) -
             trial = dataclasses.replace(job, ignored_nodes=[*job.ignored_nodes, layer.name],
                                         ignored_modules=[*job.ignored_modules, layer.module], out=Path(tmp) / str(i))
             trial.out.mkdir()
-            cos = _cosine(ref, _outputs(quantizer, quantizer.quantize(trial).path, feeds))
+            cos = cosine_per_sample(ref, _outputs(quantizer, quantizer.quantize(trial).path, feeds))
             rows.append(FloatCandidate(layer.name, layer.module, float(cos.mean()), float(cos.min())))
             progress.advance(task)
     return sorted(rows, key=lambda c: (-c.cosine_mean, -c.cosine_min))

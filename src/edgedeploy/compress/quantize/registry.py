@@ -12,11 +12,15 @@ import pkgutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
 from ...errors import ConfigError
+from .config import QuantConfig
+
+if TYPE_CHECKING:
+    from .qnn_qdq import MixedChoice
 
 Feed = dict[str, np.ndarray]
 
@@ -28,13 +32,15 @@ class Artifact:
     path: Path
     module: Any = None
     onnx_path: Path | None = None   # a QDQ/float16 ONNX twin, used for per-layer error when it exists
+    notes: tuple[str, ...] = ()     # what the backend chose, for the report
+    mixed: MixedChoice | None = None   # qnn mixed precision: which activations went to u16
 
 
 @dataclass
 class Job:
     """Everything a backend needs for one quantization run (already validated by the API)."""
 
-    config: Any                     # QuantConfig
+    config: QuantConfig
     fp32_onnx: Path                 # the float model as ONNX (always present)
     module: Any                     # the torch module, or None when the user gave an ONNX file
     calibration: list[Feed]         # validated calibration batches (may be empty outside static modes)
@@ -54,7 +60,7 @@ class Quantizer(abc.ABC):
     #: modes that need calibration data
     calibrated_modes: ClassVar[tuple[str, ...]] = ("int8-static", "qat")
 
-    def check(self, config: Any) -> None:
+    def check(self, config: QuantConfig) -> None:
         """Reject options this backend cannot honour (ConfigError naming the option); default accepts all."""
 
     def baseline(self, fp32_onnx: Path, out: Path) -> Path:

@@ -6,6 +6,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ...metrics.energy import MAC_PARTS, PJ_45NM
 
 # Compute energy per multiply-accumulate at 45 nm (the tutorial's table, via metrics.energy), in pJ:
@@ -32,6 +34,20 @@ class LayerReport:
     sensitivity: float | None = None      # accuracy drop (points) or SQNR when only this layer is quantized
 
 
+@dataclass(frozen=True)
+class OutputError:
+    """How far one quantized output is from the float model: cosine per sample (mean, min) and max abs error."""
+
+    name: str
+    cosine_mean: float
+    cosine_min: float
+    max_abs: float
+
+
+#: a quantized output whose mean cosine to float is below this (or min below ``POOR_MIN``) is flagged
+POOR_MEAN, POOR_MIN = 0.99, 0.95
+
+
 @dataclass
 class QuantReport:
     """Before/after numbers of one quantization run, measured on the backend's runtime."""
@@ -51,6 +67,7 @@ class QuantReport:
     energy_before_pj: float = 0.0
     energy_after_pj: float = 0.0
     layers: list[LayerReport] = field(default_factory=list)
+    outputs: list[OutputError] = field(default_factory=list)     # every model output, not only the first
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -119,8 +136,9 @@ class QuantReport:
                   fmt(self.latency_after_ms, ".3f"), "x" + fmt(self.speedup, ".2f"))
         t.add_row("energy (nJ, MACs)", f"{self.energy_before_pj / 1e3:,.1f}", f"{self.energy_after_pj / 1e3:,.1f}",
                   f"x{self.energy_before_pj / max(self.energy_after_pj, 1e-9):.2f}")
-        t.add_row("output error", "", "max abs " + fmt(self.output_max_abs_error, ".4g"),
-                  "cos " + fmt(self.output_cosine, ".5f"))
+        for o in self.outputs or []:
+            t.add_row(f"output {o.name}", "", f"max abs {o.max_abs:.4g}",
+                      f"cos {o.cosine_mean:.5f} (min {o.cosine_min:.4f})")
         return t
 
     def __str__(self) -> str:
@@ -136,3 +154,48 @@ class QuantReport:
         for n in self.notes:
             console.print(f"note: {n}")
         return buf.getvalue()
+
+
+def output_errors(names: list[str], before: list[np.ndarray], after: list[np.ndarray]) -> list[OutputError]:
+    """An OutputError for every output (float model ``before`` vs quantized ``after``)."""
+    from ...onnx_utils import cosine_per_sample
+
+    rows = []
+    for name, yb, yq in zip(names, before, after):
+        cos = cosine_per_sample(yb, yq)
+        rows.append(OutputError(name, float(cos.mean()), float(cos.min()),
+                                float(np.max(np.abs(yb.astype(np.float64) - yq)))))
+    return rows
+
+
+def build_layer_reports(report: QuantReport, layers: list[Any], matched: dict[str, tuple[str, bool]],
+                        sqnr: dict[str, float], ignored: list[str]) -> None:
+    """Fill ``report.layers`` (precision, energy, SQNR per quantizable layer) and the energy totals."""
+    low = "fp16" if report.mode == "fp16" else "int8"
+    for layer in layers:
+        quantized = matched[layer.name][1] if layer.name in matched and low == "int8" else layer.name not in ignored
+        precision = low if quantized else "fp32"
+        report.layers.append(LayerReport(layer.name, layer.op, layer.module, layer.macs, precision,
+                                         energy_pj(layer.macs, precision), sqnr.get(layer.name)))
+    report.energy_before_pj = sum(energy_pj(ly.macs, "fp32") for ly in layers)
+    report.energy_after_pj = sum(ly.energy_pj for ly in report.layers)
+
+
+def review(report: QuantReport, config: Any) -> list[str]:
+    """Warnings for a poor result: which output, how far, the worst layers by SQNR, and the fix."""
+    notes = []
+    poor = [o for o in report.outputs if o.cosine_mean < POOR_MEAN or o.cosine_min < POOR_MIN]
+    drop = report.accuracy_drop
+    if not poor and (drop is None or drop <= 1.0):
+        return notes
+    worst = sorted((ly for ly in report.layers if ly.sqnr_db is not None and ly.precision != "fp32"),
+                   key=lambda ly: ly.sqnr_db)[:3]
+    named = ", ".join(f"{ly.module or ly.name} ({ly.sqnr_db:.1f} dB)" for ly in worst) or "n/a (per_layer=False)"
+    what = "; ".join(f"output {o.name} cosine {o.cosine_mean:.3f} (min {o.cosine_min:.3f})" for o in poor)
+    if drop is not None and drop > 1.0:
+        what = (what + "; " if what else "") + f"top-1 drop {drop:.2f} points"
+    fix = (f"QuantConfig(keep_float={max(1, len(worst))}) keeps the most sensitive layers in float, or "
+           f"QuantConfig(ignored=({', '.join(repr(ly.module or ly.name) for ly in worst[:2])},)) names them"
+           if worst else "QuantConfig(keep_float=N) keeps the N most sensitive layers in float")
+    notes.append(f"WARNING poor quantization result: {what}; lowest-SQNR layers: {named}; fix: {fix}")
+    return notes

@@ -42,7 +42,7 @@ class OpenVinoQuantizer(Quantizer):
                    for i in range(len(next(iter(feed.values()))))][:cfg.calibration_samples]
         advanced = AdvancedQuantizationParameters(
             disable_bias_correction=not cfg.bias_correction,
-            weights_quantization_params=QuantizationParameters(per_channel=cfg.per_channel),
+            weights_quantization_params=QuantizationParameters(per_channel=cfg.per_channel is not False),
             activations_range_estimator_params=(RangeEstimatorParametersSet.MEAN_QUANTILE
                                                 if cfg.calibration == "percentile" else None))
         # symmetric activations are NNCF's PERFORMANCE preset (its default); asymmetric is MIXED

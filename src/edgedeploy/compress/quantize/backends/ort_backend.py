@@ -40,7 +40,7 @@ class OnnxRuntimeQuantizer(Quantizer):
         if cfg.mode == "int8-dynamic":
             # MatMulConstBOnly: only weight MatMuls (attention's activation x activation MatMuls stay float)
             with atomic_path(dest) as tmp:
-                quantize_dynamic(str(job.fp32_onnx), str(tmp), per_channel=cfg.per_channel,
+                quantize_dynamic(str(job.fp32_onnx), str(tmp), per_channel=cfg.per_channel is not False,
                                  weight_type=QuantType.QInt8, nodes_to_exclude=job.ignored_nodes,
                                  extra_options={"MatMulConstBOnly": True})
             return Artifact(dest, onnx_path=dest)
@@ -61,7 +61,7 @@ class OnnxRuntimeQuantizer(Quantizer):
             pre = job.fp32_onnx
         with atomic_path(dest) as tmp:
             quantize_static(str(pre), str(tmp), _Reader(job.calibration), quant_format=QuantFormat.QDQ,
-                            per_channel=cfg.per_channel, calibrate_method=method,
+                            per_channel=cfg.per_channel is not False, calibrate_method=method,
                             activation_type=QuantType.QInt8 if symmetric else QuantType.QUInt8,
                             weight_type=QuantType.QInt8, nodes_to_exclude=job.ignored_nodes,
                             extra_options={"ActivationSymmetric": symmetric, "WeightSymmetric": True})

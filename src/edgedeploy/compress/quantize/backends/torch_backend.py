@@ -3,25 +3,24 @@ from __future__ import annotations
 
 from typing import Any
 
-from ...._io import atomic_path
 from ....errors import CalibrationError, ConfigError
 from ..registry import Artifact, Job, Quantizer, register_quantizer
 
 
 def _train_batches(data: Any, batch_size: int = 64, seed: int = 0) -> list[tuple[Any, Any]]:
-    """(x, y) training batches from a dataset object, an (x, y) pair or a list/loader of (x, y) batches."""
+    """Shuffled (x, y) training batches from anything ``edgedeploy.data`` reads (labels required)."""
+    import numpy as np
     import torch
 
-    if hasattr(data, "x_train"):
-        data = (data.x_train, data.y_train)
-    if isinstance(data, tuple) and len(data) == 2 and hasattr(data[0], "shape") and hasattr(data[1], "shape"):
-        x, y = (torch.as_tensor(t) for t in data)
-        idx = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
-        return [(x[idx[i:i + batch_size]], y[idx[i:i + batch_size]]) for i in range(0, len(x), batch_size)]
-    batches = [(torch.as_tensor(b[0]), torch.as_tensor(b[1])) for b in data]
-    if not batches:
-        raise CalibrationError("train_data is empty; QAT needs labelled (x, y) batches")
-    return batches
+    from ....data import batches
+
+    got = batches(data, "train", batch_size=4096)
+    if any(b.labels is None for b in got):
+        raise CalibrationError("QAT needs labelled training data: pass train_data=(x, y) or (x, y) batches")
+    x = torch.from_numpy(np.concatenate([b.inputs[0] for b in got]))
+    y = torch.from_numpy(np.concatenate([b.labels for b in got]))
+    idx = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
+    return [(x[idx[i:i + batch_size]], y[idx[i:i + batch_size]]) for i in range(0, len(x), batch_size)]
 
 
 @register_quantizer
@@ -35,7 +34,8 @@ class TorchQuantizer(Quantizer):
         import torch
 
         from .. import fakequant
-        from ..graph import fold_weight_quantizers, to_onnx
+        from ....export.onnx import OnnxConfig, export_onnx
+        from ..graph import fold_weight_quantizers
 
         cfg = job.config
         if job.module is None:
@@ -53,8 +53,12 @@ class TorchQuantizer(Quantizer):
             fakequant.finetune(model, _train_batches(job.train_data, seed=cfg.seed), cfg.qat_epochs, cfg.qat_lr,
                                seed=cfg.seed)
         model.eval()
-        dest = job.out / f"model_{cfg.mode.replace('-', '_')}_qdq.onnx"
-        with atomic_path(dest) as tmp:
-            to_onnx(fakequant.int8_exportable(model), job.calibration[0], tmp, opset=max(cfg.opset, 13))
-            fold_weight_quantizers(tmp)
+        name = f"model_{cfg.mode.replace('-', '_')}_qdq"
+        example = tuple(torch.from_numpy(job.calibration[0][n][:1]) for n in names)
+        # fake-quant rounds to the same grid in torch and ONNX Runtime; one quantization step of the output
+        # (round-half differences at grid midpoints) is within rtol 1e-2 of the output range
+        onnx_cfg = OnnxConfig(exporter="torchscript", opset=max(cfg.opset, 13), input_names=tuple(names),
+                              dynamic_axes={n: {0: "batch"} for n in names}, rtol=1e-2, simplify=False)
+        dest = export_onnx(fakequant.int8_exportable(model), example, onnx_cfg, out=job.out, name=name).path
+        fold_weight_quantizers(dest)
         return Artifact(dest, module=model, onnx_path=dest)

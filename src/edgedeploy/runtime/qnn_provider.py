@@ -1,9 +1,11 @@
-"""QNN execution provider plumbing: plugin registration, option validation, HTP sessions and the op check.
+"""QNN execution provider plumbing: plugin registration, option validation, HTP sessions, compile, op check.
 
 ONNX Runtime's QNN EP (PyPI ``onnxruntime-qnn``) is a *plugin* provider: it must be registered as a
 library and added with ``SessionOptions.add_provider_for_devices``; ``providers=["QNNExecutionProvider"]``
 is silently ignored and runs everything on the CPU. The EP also only warns about a bad ``htp_arch`` or
 ``soc_model`` and accepts unknown option keys, so every option is validated here first.
+The functions here run in whichever process calls them; the HTP backend itself is only ever touched from
+a child process (``runtime.qnn_htp`` and the ``qnn`` runtime), because it can abort the process.
 """
 from __future__ import annotations
 
@@ -278,15 +280,6 @@ def open_session(path: str | os.PathLike[str], provider_options: Mapping[str, st
     hint = (" (float32 graphs often fail to finalise on the HTP emulator: quantize with activations='u8'/'u16' or "
             "use activations='fp16' with a soc_model)" if "MEM_ALLOC" in first else "")
     raise ExportError(f"the QNN HTP backend could not prepare {path.name}: {first}{hint}") from error
-
-
-def unsupported_nodes(path: str | os.PathLike[str], provider_options: Mapping[str, str]) -> list[UnsupportedNode]:
-    """The nodes of ``path`` QNN HTP rejects (empty when the whole graph runs on QNN)."""
-    try:
-        open_session(path, provider_options)
-    except UnsupportedOpError as exc:
-        return list(getattr(exc, "nodes", []))
-    return []
 
 
 def is_qnn_context_model(path: str | os.PathLike[str]) -> bool:

@@ -1,4 +1,6 @@
-"""QNN-ready QDQ quantization (u8/u16 activations) with ONNX Runtime's QNN config, and the u8/u16 mix.
+"""QNN-ready QDQ quantization (u8/u16 activations, or a u8/u16 mix) with ONNX Runtime's QNN config.
+
+The one QNN quantization: the ``qnn`` quantizer backend runs it, and ``export_qnn`` goes through that backend.
 
 Uses ``onnxruntime.quantization.execution_providers.qnn`` (``qnn_preprocess_model`` and
 ``get_qnn_qdq_config``): the QDQ layout the QNN HTP backend fuses into quantized kernels. The mixed
@@ -17,9 +19,10 @@ from typing import Any
 
 import numpy as np
 
-from .._io import atomic_path
-from ..compress.quantize.graph import probe_outputs, sqnr_db
-from ..errors import CalibrationError, ConfigError, ExportError
+from ..._io import atomic_path
+from ...errors import CalibrationError, ConfigError, ExportError
+from ...export.qnn import agreement
+from ...onnx_utils import probe_outputs, sqnr_db
 
 ACTIVATIONS = ("u8", "u16")
 WEIGHTS = ("u8", "s8")
@@ -90,15 +93,12 @@ def quantize_qdq(src: str | os.PathLike[str], dst: str | os.PathLike[str], feeds
     return Path(dst)
 
 
-def run_cpu(onnx_path: str | os.PathLike[str], feeds: Sequence[dict[str, np.ndarray]],
-            outputs: list[str] | None = None) -> list[np.ndarray]:
-    """Run a (QDQ or float) ONNX model on the CPU EP over feeds; outputs concatenated along the batch axis."""
-    import onnxruntime as ort
+def run_cpu(onnx_path: str | os.PathLike[str], feeds: Sequence[dict[str, np.ndarray]]) -> list[np.ndarray]:
+    """Run a (QDQ or float) ONNX model on ONNX Runtime's CPU over feeds; outputs concatenated along the batch."""
+    from ...runtime import load
 
-    so = ort.SessionOptions()
-    so.log_severity_level = 3
-    session = ort.InferenceSession(str(onnx_path), sess_options=so, providers=["CPUExecutionProvider"])
-    runs = [session.run(outputs, feed) for feed in feeds]
+    session = load(onnx_path, runtime="onnxruntime", providers=["CPUExecutionProvider"])
+    runs = [session.run(feed) for feed in feeds]
     return [np.concatenate([r[i] for r in runs]) for i in range(len(runs[0]))]
 
 
@@ -126,7 +126,9 @@ def activation_sqnr(float_path: str | os.PathLike[str], qdq_path: str | os.PathL
     names = [n for n in params if float_name[n] in produced]
     with tempfile.TemporaryDirectory() as tmp:
         probe = probe_outputs(Path(float_path), [float_name[n] for n in names], Path(tmp) / "probe.onnx")
-        values = run_cpu(probe, feeds, [float_name[n] for n in names])
+        session_out = run_cpu(probe, feeds)
+        order = [o.name for o in onnx.load(str(probe), load_external_data=False).graph.output]
+        values = [session_out[order.index(float_name[n])] for n in names]
     out = {}
     for name, x in zip(names, values):
         scale, zp, qmax = params[name]
@@ -134,19 +136,6 @@ def activation_sqnr(float_path: str | os.PathLike[str], qdq_path: str | os.PathL
         # median over samples: a few outlier samples that set the range must not hide the noise on the rest
         out[name] = float(np.median([sqnr_db(a, b) for a, b in zip(x, fq)]))
     return out
-
-
-#: non-classifier outputs: a sample "agrees" when its relative L2 error vs the reference is at most this
-CLOSE_REL_L2 = 0.05
-
-
-def agreement(a: np.ndarray, ref: np.ndarray) -> float:
-    """Share of samples that agree with ``ref``: same top-1 class for (N, classes) logits, else rel. L2 <= 5%."""
-    if ref.ndim == 2 and ref.shape[-1] > 1:
-        return float(np.mean(a.argmax(-1) == ref.argmax(-1)))
-    a2, r2 = a.reshape(len(a), -1).astype(np.float64), ref.reshape(len(ref), -1).astype(np.float64)
-    rel = np.linalg.norm(a2 - r2, axis=1) / np.maximum(np.linalg.norm(r2, axis=1), 1e-12)
-    return float(np.mean(rel <= CLOSE_REL_L2))
 
 
 @dataclass(frozen=True)

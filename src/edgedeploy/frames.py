@@ -1,5 +1,9 @@
-"""Real-looking camera frames (uint8) from photos bundled with installed packages, for verification."""
+"""Real-looking inputs for verification: camera frames (uint8) from photos bundled with installed packages, and
+varied inputs around an example (random values in its range, real photos) for parity and range checks."""
 from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -54,3 +58,36 @@ def camera_frames(n: int, height: int, width: int, channels: int = 3, order: str
         frames.append(frame.astype(np.uint8))
     batch = np.stack(frames)                        # NHWC
     return np.ascontiguousarray(batch.transpose([ "NHWC".index(c) for c in layout.upper()]))
+
+
+def varied_inputs(example: Sequence[Any], seed: int = 0) -> list[tuple[str, tuple[Any, ...]]]:
+    """Parity inputs besides the example: seeded random ones in the example's value range, and real photos
+    for image-like inputs, so a traced branch or a constant baked from one sample cannot pass unseen."""
+    import torch
+
+    gen = torch.Generator().manual_seed(seed)
+    rand, photo = [], []
+    for x in example:
+        if x.is_floating_point():
+            lo, hi = float(x.min()), float(x.max())
+            mean, std = float(x.float().mean()), float(x.float().std()) if x.numel() > 1 else 1.0
+            std = std if std > 0 else 1.0
+            rand.append((torch.randn(x.shape, generator=gen) * std + mean).to(x.dtype))
+            if x.dim() == 4 and x.shape[1] in (1, 3) and min(x.shape[2:]) >= 4:
+                frames = camera_frames(int(x.shape[0]), int(x.shape[2]), int(x.shape[3]), int(x.shape[1]),
+                                       order="RGB", layout="NCHW").astype(np.float32) / 255.0
+                span = (hi - lo) if hi > lo else 1.0
+                photo.append(torch.from_numpy(frames * span + (lo if hi > lo else 0.0)).to(x.dtype))
+            else:
+                photo.append(None)
+        elif x.dtype == torch.bool:
+            rand.append(torch.rand(x.shape, generator=gen) > 0.5)
+            photo.append(None)
+        else:
+            lo, hi = int(x.min()), int(x.max())
+            rand.append(torch.randint(lo, max(hi, lo) + 1, x.shape, generator=gen, dtype=x.dtype))
+            photo.append(None)
+    out = [("random", tuple(rand))]
+    if all(p is not None for p in photo):
+        out.append(("photos", tuple(photo)))
+    return out

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from ...errors import ModelLoadError
+from ..errors import ModelLoadError
 
 SENTENCES = (
     "A man is eating food.", "A man is eating a piece of bread.", "The girl is carrying a baby.",
@@ -56,14 +56,12 @@ def tokenize(sentences: tuple[str, ...] | list[str] = SENTENCES, max_length: int
     return {"input_ids": enc["input_ids"].astype(np.int64), "attention_mask": enc["attention_mask"].astype(np.int64)}
 
 
-def export_onnx(path: str | Path) -> Path:
-    """Export the encoder (mean pooling + L2 normalisation, as sentence-transformers does) to ONNX."""
+def encoder() -> Any:
+    """The packaged MiniLM-L6 as a sentence encoder: mean pooling + L2 normalisation, as sentence-transformers does."""
     import torch
     from transformers import AutoModel
 
-    from .graph import to_onnx
-
-    class Encoder(torch.nn.Module):
+    class MiniLMEncoder(torch.nn.Module):
         def __init__(self, bert: Any) -> None:
             super().__init__()
             self.bert = bert
@@ -74,6 +72,22 @@ def export_onnx(path: str | Path) -> Path:
             pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
             return torch.nn.functional.normalize(pooled, dim=-1)
 
-    bert = AutoModel.from_pretrained(str(model_dir()), attn_implementation="eager").eval()
+    return MiniLMEncoder(AutoModel.from_pretrained(str(model_dir()), attn_implementation="eager").eval()).eval()
+
+
+def export_onnx(path: str | Path) -> Path:
+    """Export the encoder to ONNX (batch and sequence length dynamic), parity-checked on ONNX Runtime."""
+    import torch
+
+    from ..export.onnx import OnnxConfig, export_onnx as export
+
     feed = tokenize(SENTENCES[:2])
-    return to_onnx(Encoder(bert), feed, Path(path), dynamic_dims={1: "sequence"})
+    names = ("input_ids", "attention_mask")
+    axes = {n: {0: "batch", 1: "sequence"} for n in names} | {"output": {0: "batch"}}
+    # transformers branches on `padding_mask.all()`: the example is padded, so the traced branch is the general
+    # masked one, right for unpadded batches too (the varied-input parity gate checks it)
+    config = OnnxConfig(exporter="torchscript", opset=17, input_names=names, output_names=("output",),
+                        dynamic_axes=axes, allow_data_dependent=True)
+    path = Path(path)
+    return export(encoder(), tuple(torch.from_numpy(feed[n]) for n in names), config, out=path.parent,
+                  name=path.stem).path

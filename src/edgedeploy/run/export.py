@@ -1,0 +1,195 @@
+"""``export(model, ExportConfig)``: every format a deployment needs (ONNX, OpenVINO IR, MyriadX blob, QNN context)
+from one model, each verified, with every option checked before the first file is written.
+
+This is what ``edgedeploy export`` and a recipe's export step call. It decides what one exporter alone cannot:
+which ONNX feeds which compiler (the blob compiler reads opsets <= 13), which reference each parity gate
+compares with, and that a second run into the same folder is refused.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from .._io import output_lock
+from ..errors import ConfigError, ShapeError
+from ..export.blob import BlobConfig
+from ..export.onnx import OnnxConfig
+from ..export.openvino import OpenVinoConfig
+from ..export.qnn import QnnConfig
+from ..export.result import ExportResult
+
+FORMATS = ("onnx", "openvino", "blob", "qnn")
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    """What to export and how; one config per format. ``exporter``/``opset`` None: each format's default
+    (ONNX artifact: the dynamo exporter at its opset; blob: TorchScript at opset 13)."""
+
+    to: tuple[str, ...] = ("onnx", "openvino")
+    exporter: str | None = None
+    opset: int | None = None
+    fallback: bool = False
+    allow_data_dependent: bool = False
+    openvino: OpenVinoConfig = field(default_factory=OpenVinoConfig)
+    blob: BlobConfig = field(default_factory=BlobConfig)
+    qnn: QnnConfig = field(default_factory=QnnConfig)
+    name: str | None = None
+
+    def __post_init__(self) -> None:
+        to = tuple(t.strip().lower() for t in ((self.to,) if isinstance(self.to, str) else self.to))
+        unknown = [t for t in to if t not in FORMATS]
+        if unknown or not to:
+            raise ConfigError(f"unknown export format(s) {unknown or list(self.to)}; choose from: {', '.join(FORMATS)}")
+        object.__setattr__(self, "to", tuple(dict.fromkeys(to)))
+        self.onnx_config()                       # validates exporter and opset now
+        if self.name is not None:
+            from ..export._common import safe_name
+
+            safe_name(self.name, "name")
+
+    def onnx_config(self) -> OnnxConfig:
+        """The ONNX artifact's exporter settings."""
+        return OnnxConfig(exporter=self.exporter or "dynamo", opset=self.opset, fallback=self.fallback,
+                          allow_data_dependent=self.allow_data_dependent)
+
+    def blob_onnx_config(self) -> OnnxConfig:
+        """How the blob step's ONNX is exported: the user's exporter/opset, else TorchScript at opset 13."""
+        from ..export.blob_check import blob_onnx_config
+
+        return replace(blob_onnx_config(self.exporter, self.opset), fallback=self.fallback,
+                       allow_data_dependent=self.allow_data_dependent)
+
+
+def export(model: Any, config: ExportConfig | None = None, *, input_shape: tuple[int, ...] | None = None,
+           example_inputs: Any = None, calibration: Any = None, out: str | os.PathLike[str] = "build/",
+           name: str | None = None) -> list[ExportResult]:
+    """Export a torch module (give ``input_shape`` or ``example_inputs``) or an ``.onnx`` file to every format
+    in ``config.to``, each verified against the source; returns one ExportResult per artifact."""
+    config = config or ExportConfig()
+    source, example, shape = _validate(model, config, input_shape, example_inputs, calibration)
+    base = name or config.name or _default_name(source)
+    results: list[ExportResult] = []
+    with output_lock(out) as folder:
+        onnx_path = source if isinstance(source, Path) else None
+        if "onnx" in config.to:
+            from ..export.onnx import export_onnx
+
+            results.append(export_onnx(source, example, config.onnx_config(), out=folder, name=base))
+            onnx_path = results[-1].path
+        if "openvino" in config.to:
+            results.append(_openvino(source, onnx_path, example, config, folder, base))
+        if "blob" in config.to:
+            results.append(_blob(source, onnx_path, example, config, folder, base))
+        if "qnn" in config.to:
+            from ..compress.quantize.qnn import export_qnn
+
+            results.append(export_qnn(onnx_path if isinstance(source, Path) else source, config.qnn,
+                                      calibration=calibration, example_inputs=example, out=folder, name=base))
+    return results
+
+
+def _default_name(source: Any) -> str:
+    from ..export._common import default_name
+
+    return source.stem if isinstance(source, Path) else default_name(source)
+
+
+def _validate(model: Any, config: ExportConfig, input_shape: Any, example_inputs: Any,
+              calibration: Any) -> tuple[Any, Any, tuple[int, ...] | None]:
+    """Check the model, shapes and every per-format option against each other before anything is written."""
+    import torch
+
+    from ..shapes import check_shape
+    from ..onnx_utils import onnx_inputs
+
+    if isinstance(model, (str, Path)):
+        source: Any = Path(model)
+        if source.suffix.lower() != ".onnx" or not source.is_file():
+            raise ConfigError(f"{model} is not an existing .onnx file; export reads torch models or ONNX files")
+        if "onnx" in config.to:
+            raise ConfigError(f"{source.name} is already an ONNX file: --to onnx has nothing to write; ask for "
+                              "openvino, blob or qnn")
+        specs = onnx_inputs(source)
+        dims = tuple(d if d is not None else -1 for d in specs[0].shape)
+        if input_shape is not None and (len(input_shape) != len(dims) or
+                                        any(d not in (-1, g) for d, g in zip(dims, input_shape))):
+            raise ShapeError(f"--input {'x'.join(map(str, input_shape))} does not match {source.name}'s input "
+                             f"{specs[0].name} {'x'.join('?' if d < 0 else str(d) for d in dims)}")
+        shape = tuple(input_shape) if input_shape is not None else (None if -1 in dims else dims)
+        example = None
+    elif isinstance(model, torch.nn.Module):
+        source = model.eval()
+        if example_inputs is None:
+            if input_shape is None:
+                raise ShapeError(f"{type(model).__name__} is a torch module: give its input shape (input_shape=, "
+                                 "e.g. 1x3x224x224) or example_inputs=")
+            shape = check_shape(tuple(input_shape))
+            example = torch.randn(*shape, generator=torch.Generator().manual_seed(0))
+        else:
+            from ..data import as_tensors
+
+            example = as_tensors(example_inputs)
+            shape = tuple(example[0].shape)
+    else:
+        raise ConfigError(f"cannot export a {type(model).__name__}; pass a torch nn.Module or an .onnx path")
+    _check_formats(config, shape, calibration)
+    return source, example, shape
+
+
+def _check_formats(config: ExportConfig, shape: tuple[int, ...] | None, calibration: Any) -> None:
+    if "blob" in config.to and config.opset is not None and config.opset > 13 and config.exporter == "torchscript":
+        raise ConfigError(f"--to blob needs an ONNX at opset <= 13 (the MyriadX 2021.4 reader), but --opset "
+                          f"{config.opset} was asked with the torchscript exporter; drop --opset or use 13")
+    channels = None
+    if shape is not None and len(shape) == 4:
+        channels = shape[1] if config.openvino.layout.upper() == "NCHW" else shape[3]
+    for fmt, mean, scale, reverse in (("openvino", config.openvino.mean, config.openvino.scale,
+                                       config.openvino.reverse_channels),
+                                      ("blob", config.blob.mean, config.blob.scale, config.blob.reverse_channels)):
+        if fmt not in config.to:
+            continue
+        for what, values in (("mean", mean), ("scale", scale)):
+            n = 1 if values is None or isinstance(values, (int, float)) else len(values)
+            if values is not None and channels is not None and n not in (1, channels):
+                raise ConfigError(f"--{what} has {n} values but the model input has {channels} channels; give one "
+                                  "value per channel or a single value")
+        if reverse and channels is not None and channels != 3:
+            raise ConfigError(f"--reverse-channels needs 3 channels; the model input has {channels}")
+    if "qnn" in config.to and config.qnn.activations != "fp16" and calibration is None:
+        raise ConfigError(f"--to qnn with {config.qnn.activations} activations needs calibration data: pass "
+                          "calibration= (digits, an image folder or a .npy file)")
+
+
+def _openvino(source: Any, onnx_path: Path | None, example: Any, config: ExportConfig, folder: Path,
+              base: str) -> ExportResult:
+    from ..export.openvino import export_openvino
+
+    if onnx_path is not None:
+        return export_openvino(onnx_path, config.openvino, out=folder, name=base, example_inputs=example,
+                               reference=None if isinstance(source, Path) else source)
+    return export_openvino(source, config.openvino, out=folder, example_inputs=example, name=base)
+
+
+def _blob(source: Any, onnx_path: Path | None, example: Any, config: ExportConfig, folder: Path,
+          base: str) -> ExportResult:
+    """The blob from an ONNX the 2021.4 reader understands: the ONNX artifact when its opset is <= 13, else
+    a dedicated export (said in the result's warnings)."""
+    import onnx
+
+    from ..export.blob import export_blob
+    from ..export.onnx import export_onnx
+    from ..onnx_utils import opset_of
+
+    notes: list[str] = []
+    if onnx_path is None or (not isinstance(source, Path) and opset_of(onnx.load(str(onnx_path))) > 13):
+        if isinstance(source, Path):
+            raise ConfigError(f"{source} cannot be read for the blob step")
+        helper = export_onnx(source, example, config.blob_onnx_config(), out=folder, name=f"{base}-blob")
+        onnx_path = helper.path
+        notes.append(f"compiled from {onnx_path.name} ({helper.details['exporter']} exporter, opset "
+                     f"{helper.details['opset']}): the MyriadX 2021.4 reader knows opsets <= 13")
+    res = export_blob(onnx_path, config.blob, out=folder, name=base)
+    return replace(res, warnings=tuple(notes) + res.warnings)
