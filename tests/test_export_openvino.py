@@ -97,6 +97,10 @@ def test_ir_from_torch_module_fp32_and_fp16(tmp_path, precision):
     assert p.max_abs < (1e-4 if precision == "fp32" else 5e-2)
     assert res.op_histogram.get("GridSample") == 1
     assert load(res.path).inputs[0].dtype == "float32"
+    if precision == "fp16":          # grid_sample's coordinates stay FP32 in the FP16 IR, chosen and checked
+        islands = res.details["fp32_islands"]
+        assert islands["passed"] and any("GridSample" in k for k in islands["kept"])
+        assert islands["err_after"] < islands["err_before"] and any("kept FP32" in w for w in res.warnings)
 
 
 def test_fp16_weights_are_smaller(tmp_path, onnx_files):

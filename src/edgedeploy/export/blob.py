@@ -20,14 +20,15 @@ from typing import TYPE_CHECKING, Any
 from .._io import output_lock, package_versions, sha256_file, update_manifest
 from ..errors import ArtifactError, ConfigError, ExportError, ToolchainError, UnsupportedOpError
 from ..onnx_utils import all_nodes as _all_nodes
+from ..onnx_utils import opset_of as _opset
 from ._common import publish, safe_name, staging
+from .onnx_opset import MYRIAD_MAX_OPSET, to_opset
 from .onnx_preprocess import Preprocess, bake_preprocessing, run_with_and_without
 from .result import ExportResult, compare_outputs
 
 if TYPE_CHECKING:
     import onnx
 
-MYRIAD_MAX_OPSET = 13     # newest ONNX opset the 2021.4 reader knows (it says so for newer ones)
 OPS_FILE = Path(__file__).resolve().parent.parent / "targets" / "profiles" / "myriadx_ops.yaml"
 # config -> (input type baked into the ONNX graph, input precision the blob must report)
 _PRECISIONS = {"U8": ("u8", "U8F"), "FP16": ("fp32", "FP16"), "FP32": ("fp32", "FP32")}
@@ -47,6 +48,9 @@ class BlobConfig:
     reverse_channels: bool = False     # the camera sends BGR, the model wants RGB
     layout: str = "NCHW"
     online: bool = False               # compile with Luxonis' blobconverter service instead (needs internet)
+    # ops the compiler rejects (e.g. GridSample): run them on the host (a second ONNX, `export.split`) instead
+    # of refusing; the network up to those ops still runs on the device
+    host_fallback: bool = False
     atol: float = 1e-4                 # tolerance of the baked-preprocessing check on ONNX Runtime
     rtol: float = 1e-5
 
@@ -131,7 +135,8 @@ def check_myriad_ops(model: onnx.ModelProto, source: str | os.PathLike[str] = "m
         raise UnsupportedOpError(
             f"{source}: {describe_ops(rejected)}: not supported by the MyriadX (RVC2) OpenVINO 2021.4 plugin; "
             "replace them with ops listed in edgedeploy/targets/profiles/myriadx_ops.yaml (e.g. GridSample -> a "
-            "precomputed warp with Gather or Resize; Hardswish -> x * relu6(x + 3) / 6) or run that part on the host")
+            "precomputed warp with Gather or Resize; Hardswish -> x * relu6(x + 3) / 6) or run that part on the host "
+            "(BlobConfig(host_fallback=True))")
     return unknown
 
 
@@ -151,46 +156,69 @@ def export_blob(onnx_or_ir: str | os.PathLike[str], config: BlobConfig | None = 
                      "IR v10 only); input preprocessing comes from BlobConfig")
     if src.suffix.lower() != ".onnx":
         raise ConfigError(f"{src} is not an .onnx file (or an IR from export_openvino); export_blob compiles ONNX")
-    original = _load_onnx(src)
-    unknown = check_myriad_ops(original, src)
-    if unknown:
-        notes.append(f"never probed alone, left to the compiler: {describe_ops(unknown)}")
-    downgraded = _to_opset(original, src, notes)
-    pre = config.preprocess()
-    baked = bake_preprocessing(downgraded, pre)
-    parity = _preprocessing_parity(original, baked, pre, config, src)
-    blob_name, onnx_name = f"{name}_{config.shaves}shave.blob", f"{name}_myriad.onnx"
     if config.input_precision.upper() == "U8":
         notes.append("input is U8 camera frames (asked with input_precision='U8'); the device converts to FP16")
+    source = src
     with output_lock(folder), staging(folder) as stage:
+        original, src, split = _device_part(_load_onnx(src), src, config, stage, name, notes)
+        unknown = check_myriad_ops(original, src)
+        if unknown:
+            notes.append(f"never probed alone, left to the compiler: {describe_ops(unknown)}")
+        downgraded = to_opset(original, src, notes)
+        pre = config.preprocess()
+        baked = bake_preprocessing(downgraded, pre)
+        parity = _preprocessing_parity(original, baked, pre, config, src)
+        blob_name, onnx_name = f"{name}_{config.shaves}shave.blob", f"{name}_myriad.onnx"
         import onnx
 
         onnx.save(baked, stage / onnx_name)
-        if config.online:
-            compiler = "blobconverter (online)"
-            _compile_online(stage / onnx_name, stage / blob_name, config)
-        else:
-            from rich.console import Console
-
-            from .myriad_toolchain import OPENVINO_VERSION, ensure_toolchain
-
-            compiler = f"openvino {OPENVINO_VERSION} MYRIAD plugin (offline)"
-            toolchain = ensure_toolchain()
-            with Console(stderr=True).status(f"compiling {blob_name} ({config.shaves} SHAVEs) with the MYRIAD plugin"):
-                toolchain.compile(stage / onnx_name, stage / blob_name, config.compiler_config())
+        compiler = _compile(stage / onnx_name, stage / blob_name, config)
         info = verify_blob(stage / blob_name, baked, config)
-        files = publish(stage, folder, [blob_name, onnx_name])
+        extra = [split.host.name] if split is not None else []
+        files = publish(stage, folder, [blob_name, onnx_name, *extra])
     hist = dict(sorted(Counter(n.op_type for n in baked.graph.node).items()))
     cfg = asdict(config)
     details = {"compiler": compiler, "opset": _opset(baked), "blob": info, "blob_bytes": files[0].stat().st_size,
                "source_opset": _opset(original)}
+    if split is not None:
+        details["split"] = {**split.to_dict(), "device": None, "host": files[2].name}
     manifest = update_manifest(folder, "blob", {
-        "files": [f.name for f in files], "source": {"path": str(src), "sha256": sha256_file(src)},
+        "files": [f.name for f in files], "source": {"path": str(source), "sha256": sha256_file(source)},
         "config": cfg, "details": details, "parity": parity.to_dict(), "op_histogram": hist, "warnings": notes,
         "versions": package_versions("onnx", "onnxruntime", "depthai", "blobconverter"),
     })
     return ExportResult(path=files[0], format="blob", files=tuple(files), parity=parity, op_histogram=hist,
                         warnings=tuple(notes), config=cfg, details=details, manifest=manifest)
+
+
+def _device_part(model: onnx.ModelProto, src: Path, config: BlobConfig, stage: Path, name: str,
+                 notes: list[str]) -> tuple[onnx.ModelProto, Path, Any]:
+    """The graph to compile: the whole model, or with ``host_fallback`` its part before the rejected ops."""
+    rejected, _ = myriad_op_status(model)
+    if not rejected or not config.host_fallback:
+        return model, src, None
+    from .split import split_model
+
+    split = split_model(src, out=stage, name=name)
+    notes.append(f"{', '.join(sorted(rejected))} run on the host ({split.host.name}, "
+                 f"{split.host_latency_ms or 0:.3f} ms on ONNX Runtime); the device part goes into the blob "
+                 f"({split.transfer_bytes} bytes back per frame at FP16)")
+    return _load_onnx(split.device), split.device, split
+
+
+def _compile(model: Path, blob: Path, config: BlobConfig) -> str:
+    """Compile ``model`` into ``blob`` (offline toolchain, or Luxonis' service); returns the compiler's name."""
+    if config.online:
+        _compile_online(model, blob, config)
+        return "blobconverter (online)"
+    from rich.console import Console
+
+    from .myriad_toolchain import OPENVINO_VERSION, ensure_toolchain
+
+    toolchain = ensure_toolchain()
+    with Console(stderr=True).status(f"compiling {blob.name} ({config.shaves} SHAVEs) with the MYRIAD plugin"):
+        toolchain.compile(model, blob, config.compiler_config())
+    return f"openvino {OPENVINO_VERSION} MYRIAD plugin (offline)"
 
 
 def verify_blob(path: str | os.PathLike[str], model: onnx.ModelProto, config: BlobConfig) -> dict[str, Any]:
@@ -258,89 +286,6 @@ def _load_onnx(src: Path) -> onnx.ModelProto:
     if not model.graph.node:
         raise ArtifactError(f"{src} has an empty graph; re-export it")
     return model
-
-
-def _opset(model: onnx.ModelProto) -> int:
-    return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 1)
-
-
-# Op versions newer than 13 (the newest opset the 2021.4 ONNX reader knows) that only added element
-# types, or an attribute whose default keeps the old behaviour (checked in ``_relabel_ok``), per the ONNX
-# operator changelog. onnx.version_converter has no down-adapter for most of them (e.g. Relu 14 -> 13).
-_T = {23, 24, 25}   # opsets 23-25 only added element types (float8/4-bit) to these ops
-_COMPATIBLE_SINCE = {
-    "Relu": {14}, "LeakyRelu": {16}, "PRelu": {16}, "Add": {14}, "Sub": {14}, "Mul": {14}, "Div": {14},
-    "Identity": {14, 16, 19, 21} | _T, "Where": {16}, "Pow": {15}, "Equal": {19}, "Cast": {19, 21, 23},
-    "Constant": {19, 21} | _T, "Reshape": {14, 19, 21} | _T, "Flatten": {21} | _T, "Transpose": {21} | _T,
-    "Squeeze": {21} | _T, "Unsqueeze": {21} | _T, "BatchNormalization": {14, 15}, "Shape": {15, 19, 21} | _T,
-    "Conv": {22}, "ConvTranspose": {22}, "MaxPool": {22}, "AveragePool": {19, 22}, "GlobalAveragePool": {22},
-    "GlobalMaxPool": {22}, "Elu": {22}, "Softplus": {22}, "HardSigmoid": {22}, "InstanceNormalization": {22},
-    "Pad": {18, 19, 21} | _T,
-}
-# attributes added after opset 13, with the values that keep the older behaviour (absent is fine too)
-_DEFAULT_ATTRS = {"allowzero": {0}, "training_mode": {0}, "saturate": {1}, "start": {0}, "end": set(),
-                  "mode": {b"constant", b"reflect", b"edge"}}
-_NEW_INPUTS = {"Pad": 3}      # Pad 18 added an optional 4th input (axes): relabel only without it
-
-
-def _to_opset(model: onnx.ModelProto, src: Path, notes: list[str]) -> onnx.ModelProto:
-    """Bring the model to opset <= 13: onnx.version_converter, else relabel ops that did not change meaning."""
-    import onnx
-    from onnx import version_converter
-
-    opset = _opset(model)
-    if opset <= MYRIAD_MAX_OPSET:
-        return model
-    try:
-        converted = version_converter.convert_version(model, MYRIAD_MAX_OPSET)
-        onnx.checker.check_model(converted)
-        notes.append(f"converted from opset {opset} to {MYRIAD_MAX_OPSET} with onnx.version_converter")
-        return converted
-    except Exception as exc:   # no down-adapter for some op: try the compatible relabel below
-        reason = f"{type(exc).__name__}: {str(exc).splitlines()[-1][:160]}"
-    changed = []
-    for node in _all_nodes(model.graph):
-        if node.domain not in ("", "ai.onnx"):
-            continue
-        now = onnx.defs.get_schema(node.op_type, opset).since_version
-        old = onnx.defs.get_schema(node.op_type, MYRIAD_MAX_OPSET).since_version
-        if now != old and not _relabel_ok(node, old, now):
-            changed.append(f"{node.op_type} (node {node.name!r}, changed in opset {now})")
-    if changed:
-        raise ExportError(f"{src} uses opset {opset}; the 2021.4 MYRIAD reader knows opsets up to {MYRIAD_MAX_OPSET} and "
-                          f"{'; '.join(sorted(set(changed))[:4])} cannot be converted ({reason}); re-export with "
-                          f"opset_version={MYRIAD_MAX_OPSET} (e.g. OnnxConfig(exporter='torchscript', "
-                          f"opset={MYRIAD_MAX_OPSET}))")
-    relabeled = onnx.ModelProto()
-    relabeled.CopyFrom(model)
-    for op in relabeled.opset_import:
-        if op.domain in ("", "ai.onnx"):
-            op.version = MYRIAD_MAX_OPSET
-    relabeled.ir_version = min(relabeled.ir_version, 7)     # the IR version that goes with opset 13
-    try:
-        onnx.checker.check_model(relabeled)
-    except Exception as exc:
-        raise ExportError(f"{src}: relabeling opset {opset} as {MYRIAD_MAX_OPSET} gives an invalid model ({exc}); "
-                          f"re-export with opset_version={MYRIAD_MAX_OPSET}") from exc
-    notes.append(f"relabeled opset {opset} as {MYRIAD_MAX_OPSET}: every op's newer version only added types or "
-                 "defaulted attributes (checked again on ONNX Runtime below)")
-    return relabeled
-
-
-def _relabel_ok(node: Any, old: int, now: int) -> bool:
-    """Whether ``node`` means the same at the older opset: every newer version only added types/defaults."""
-    from onnx import helper
-
-    newer = {v for v in _COMPATIBLE_SINCE.get(node.op_type, set()) if old < v <= now}
-    if max(newer, default=None) != now:
-        return False
-    for attr in node.attribute:
-        value = helper.get_attribute_value(attr)
-        if attr.name == "dilations" and any(d != 1 for d in value):
-            return False
-        if attr.name in _DEFAULT_ATTRS and value not in _DEFAULT_ATTRS[attr.name]:
-            return False
-    return len(node.input) <= _NEW_INPUTS.get(node.op_type, len(node.input))
 
 
 def _preprocessing_parity(original: onnx.ModelProto, baked: onnx.ModelProto, pre: Preprocess,

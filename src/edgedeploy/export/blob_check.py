@@ -31,13 +31,14 @@ def myriad_compiler_check(model_or_path: Any, input_shape: Any, target: Any) -> 
     import onnx
 
     from ..targets.check import Verdict
-    from .blob import BlobConfig, _to_opset, check_myriad_ops, describe_ops, myriad_op_status
+    from .blob import BlobConfig, check_myriad_ops, describe_ops, myriad_op_status
     from .myriad_toolchain import installed
+    from .onnx_opset import to_opset
 
     with tempfile.TemporaryDirectory(prefix="edgedeploy-myriad-check-") as tmp:
         try:
             src = _onnx_for_blob(model_or_path, input_shape, Path(tmp))
-            model = _to_opset(onnx.load(str(src)), src, [])
+            model = to_opset(onnx.load(str(src)), src, [])
         except EdgeDeployError as exc:
             return Verdict("ops", False, "export", 0, "op types", f"no blob can be built: {exc}")
         rejected, unknown = myriad_op_status(model)

@@ -47,6 +47,8 @@ class OpenVinoConfig:
     atol: float | None = None
     rtol: float | None = None
     verify: bool = True
+    # fp16: keep precision-sensitive paths (grid_sample coordinates) in FP32, found and checked automatically
+    fp32_islands: bool = True
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
@@ -112,6 +114,12 @@ def export_openvino(onnx_path_or_model: Any, config: OpenVinoConfig | None = Non
     notes: list[str] = []
     if config.input_type == "u8":
         notes.append("input is uint8 camera frames (asked with input_type='u8'); feed raw pixels, not floats")
+    islands = _islands(ov_model, config, tensors) if config.precision == "fp16" and config.fp32_islands else None
+    if islands is not None:
+        ov_model = islands.model
+        notes.append(f"kept FP32 in the FP16 IR: {len(islands.kept)} op(s) on precision-sensitive paths "
+                     f"({', '.join(islands.kept[:4])}{', ...' if len(islands.kept) > 4 else ''}); FP16 error "
+                     f"{100 * islands.err_before:.3g}% -> {100 * islands.err_after:.3g}% of the output range")
     with output_lock(out) as folder, staging(folder) as stage:
         xml = stage / f"{name}.xml"
         try:
@@ -128,6 +136,8 @@ def export_openvino(onnx_path_or_model: Any, config: OpenVinoConfig | None = Non
     ir_inputs = [str(p.get_element_type().to_dtype()) for p in ov_model.inputs]
     details = {"model_input_shape": list(shapes[0]), "input_layout": config.input_layout or config.layout,
                "input_type": config.input_type or _short(ir_inputs[0]), "precision": config.precision}
+    if islands is not None:
+        details["fp32_islands"] = islands.to_dict()
     src = {"model": str(source) if isinstance(source, Path) else type(source).__name__,
            "sha256": source_hash(source)}
     manifest = update_manifest(folder, "openvino", {
@@ -136,6 +146,18 @@ def export_openvino(onnx_path_or_model: Any, config: OpenVinoConfig | None = Non
         "versions": package_versions("openvino", "onnx", "onnxruntime")})
     return ExportResult(path=files[0], format="openvino", files=tuple(files), parity=parity, op_histogram=hist,
                         warnings=tuple(notes), config=cfg, details=details, manifest=manifest)
+
+
+def _islands(ov_model: Any, config: OpenVinoConfig, example: tuple[Any, ...] | None) -> Any:
+    """FP32 islands for an FP16 IR when the graph has precision-sensitive ops (None otherwise)."""
+    from .fp32_islands import IslandsConfig, find_islands, keep_fp32_islands
+
+    if not any(find_islands(ov_model, IslandsConfig(), 0)):
+        return None
+    infos = [(tuple(int(d.get_length()) for d in p.get_partial_shape()), str(p.get_element_type().to_dtype()))
+             for p in ov_model.inputs]
+    cases = _parity_cases(infos, config, example)
+    return keep_fp32_islands(ov_model, [fed for _, fed in cases], IslandsConfig(rtol=config.tolerance[1]))
 
 
 def _short(dtype: str) -> str:
@@ -239,7 +261,7 @@ def _verify(xml: Path, source: Any, config: OpenVinoConfig, example: tuple[Any, 
     atol, rtol = config.tolerance
     hint = "Check mean/scale/reverse_channels and layouts, or use precision='fp32'."
     results = []
-    cases = _parity_cases(session, config, example)
+    cases = _parity_cases([(i.shape, i.dtype) for i in session.inputs], config, example)
     for label, fed in cases:
         model_in = [preprocess_numpy(fed[0], config)] if config.preprocessing else fed
         try:
@@ -253,23 +275,23 @@ def _verify(xml: Path, source: Any, config: OpenVinoConfig, example: tuple[Any, 
     return replace(worst, checked=tuple(label for label, _ in cases))
 
 
-def _parity_cases(session: Any, config: OpenVinoConfig, example: tuple[Any, ...] | None
+def _parity_cases(infos: list[tuple[Any, str]], config: OpenVinoConfig, example: tuple[Any, ...] | None
                   ) -> list[tuple[str, list[np.ndarray]]]:
-    """The inputs the user will feed: camera frames for a camera IR, float tensors of the model's own kind else."""
+    """The inputs the user will feed (``infos``: the IR's input shapes and dtypes): camera frames for a camera
+    IR, float tensors of the model's own kind (the example, random values in its range, photos) otherwise."""
     import torch
 
-    infos = session.inputs
     if config.preprocessing:
         layout = (config.input_layout or config.layout).upper()
-        frames = _frames(infos[0].shape, layout)
+        frames = _frames(infos[0][0], layout)
         flipped = np.ascontiguousarray(np.flip(frames, axis=layout.index("W")))
         dtype = {"u8": np.uint8, "f16": np.float16}.get(config.input_type or "f32", np.float32)
         return [("real photos", [frames.astype(dtype)]), ("mirrored photos", [flipped.astype(dtype)])]
     if example is None:
         gen = torch.Generator().manual_seed(0)
-        example = tuple(torch.randn(tuple(i.shape), generator=gen).to(getattr(torch, i.dtype))
-                        if np.dtype(i.dtype).kind == "f" else torch.zeros(tuple(i.shape), dtype=getattr(torch, i.dtype))
-                        for i in infos)
+        example = tuple(torch.randn(tuple(shape), generator=gen).to(getattr(torch, dtype))
+                        if np.dtype(dtype).kind == "f" else torch.zeros(tuple(shape), dtype=getattr(torch, dtype))
+                        for shape, dtype in infos)
     cases = [("the example", [x.detach().cpu().numpy() for x in example])]
     cases += [(label, [x.detach().cpu().numpy() for x in xs]) for label, xs in varied_inputs(example)]
     return cases
