@@ -266,6 +266,7 @@ def _io_shapes(model: onnx.ModelProto) -> tuple[dict[str, list[int]], dict[str, 
 
 
 def _depthai() -> Any:
+    os.environ.setdefault("DEPTHAI_LEVEL", "error")      # its USB warning means nothing offline
     try:
         import depthai as dai
     except ImportError as exc:

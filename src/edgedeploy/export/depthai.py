@@ -58,6 +58,7 @@ def make_pipeline(dai: Any, blob_path: str, width: int, height: int, channels: i
 
 
 def _depthai2() -> Any:
+    os.environ.setdefault("DEPTHAI_LEVEL", "error")      # its USB warning means nothing offline
     try:
         import depthai as dai
     except ImportError as exc:

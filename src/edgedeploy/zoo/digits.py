@@ -8,7 +8,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..data import register_dataset
-from .registry import register_model
+from .registry import register_model, register_task
 
 
 @dataclass(frozen=True)
@@ -124,3 +124,12 @@ def _digits_for(shape: tuple[int, ...]) -> DigitsData:
 
 
 register_dataset("digits", _digits_for)
+
+
+def _train_task(model: nn.Module, data: DigitsData | None = None, epochs: int = 8, seed: int = 0) -> list[dict[str, float]]:
+    """The recipe's train step for the digits CNN: Adam + cross-entropy on the real digits' training split."""
+    losses = train_classifier(model, data or load_digits_data(), epochs=epochs, seed=seed)
+    return [{"epoch": float(i + 1), "loss": loss} for i, loss in enumerate(losses)]
+
+
+register_task("digits-cnn", trainer=_train_task)

@@ -7,6 +7,7 @@ from typing import Any
 from ..errors import ModelLoadError
 
 _REGISTRY: dict[str, Callable[..., Any]] = {}
+_TASKS: dict[str, dict[str, Callable[..., Any]]] = {}
 
 
 def register_model(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -29,3 +30,15 @@ def create(name: str, **kwargs: Any) -> Any:
     if name not in _REGISTRY:
         raise ModelLoadError(f"unknown zoo model {name!r}; available: {', '.join(available())}")
     return _REGISTRY[name](**kwargs)
+
+
+def register_task(name: str, trainer: Callable[..., Any] | None = None,
+                  evaluator: Callable[..., Any] | None = None) -> None:
+    """Attach a training loop ``trainer(model, data, **options) -> history`` and/or an ``evaluator(model_or_artifact,
+    data) -> {metric: value}`` to the zoo model ``name`` (what a recipe's train/evaluate steps call)."""
+    _TASKS.setdefault(name, {}).update({k: v for k, v in (("trainer", trainer), ("evaluator", evaluator)) if v})
+
+
+def task(name: str, what: str) -> Callable[..., Any] | None:
+    """The registered ``trainer`` or ``evaluator`` of zoo model ``name`` (None when it has none)."""
+    return _TASKS.get(name, {}).get(what)
