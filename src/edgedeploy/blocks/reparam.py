@@ -18,7 +18,8 @@ from .conv_bn_act import ConvBNAct
 class ReparamConfig:
     """Options of ``reparameterize``."""
 
-    tolerance: float = 1e-5        # max abs error allowed between the model before and after (checked in float64)
+    # max error allowed between the model before and after, in float64, relative to max(1, max |output|)
+    tolerance: float = 1e-5
     fuse_conv_bn: bool = True      # also fold Conv2d -> BatchNorm2d pairs (ConvBNAct, Sequential) outside rep blocks
     rules: str = "thop"            # MAC counting convention for the report ('thop' counts BN, so fusing shows)
     warmup: int = 3
@@ -81,9 +82,10 @@ def _fuse_pairs(model: nn.Module) -> int:
     return fused
 
 
-def _max_err(a: nn.Module, b: nn.Module, x: torch.Tensor) -> float:
+def _max_err(a: nn.Module, b: nn.Module, x: torch.Tensor) -> tuple[float, float]:
+    """(max abs difference, max |output| of ``a``) on ``x``."""
     ya, yb = run_checked(a, x, "reparameterize"), run_checked(b, x, "reparameterize")
-    return float((ya - yb).abs().max())
+    return float((ya - yb).abs().max()), float(ya.abs().max())
 
 
 def _latency_ms(model: nn.Module, x: torch.Tensor, cfg: ReparamConfig) -> float:
@@ -112,16 +114,16 @@ def reparameterize(model: nn.Module, input_shape: tuple[int, ...] | str,
         fused = _fuse_pairs(after64) if cfg.fuse_conv_bn else 0
     gen = torch.Generator().manual_seed(cfg.seed)
     x = torch.randn(shape, generator=gen)
-    err64 = _max_err(copy.deepcopy(before).double(), after64, x.double())
-    if not err64 <= cfg.tolerance:
-        raise ParityError(f"reparameterize: outputs differ by {err64:.3e} (> tolerance {cfg.tolerance:g}) at input "
-                          f"{'x'.join(map(str, shape))}; a block's reparameterize() is wrong: "
-                          "report it with the model")
+    err64, scale = _max_err(copy.deepcopy(before).double(), after64, x.double())
+    if not err64 <= cfg.tolerance * max(1.0, scale):
+        raise ParityError(f"reparameterize: outputs differ by {err64:.3e} (> tolerance {cfg.tolerance:g} x "
+                          f"max(1, max|y| {scale:.3g})) at input {'x'.join(map(str, shape))}; a block's "
+                          "reparameterize() is wrong: report it with the model")
     after = after64.to(dtype)
     cb, ca = cost(before, shape, cfg.rules), cost(after, shape, cfg.rules)
     report = ReparamReport(
         blocks_reparameterized=blocks, conv_bn_fused=fused, max_abs_error=err64,
-        max_abs_error_fp32=_max_err(before, after, x), macs_before=cb.macs, macs_after=ca.macs,
+        max_abs_error_fp32=_max_err(before, after, x)[0], macs_before=cb.macs, macs_after=ca.macs,
         params_before=cb.params, params_after=ca.params, latency_before_ms=_latency_ms(before, x, cfg),
         latency_after_ms=_latency_ms(after, x, cfg), input_shape=shape)
     return ReparamResult(after, report)

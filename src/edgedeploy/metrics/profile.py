@@ -8,12 +8,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError, ModelRunError, ShapeError
+from ..errors import ConfigError, ModelRunError, ShapeError, user_code
 from .aggregate import build_rows, peak_activation_bytes
 from .counting import MacRules
 from .energy import EnergyConfig, estimate_energy
 from .types import PRECISION_BYTES, Profile
 
+EXECUTE = ("meta", "fake", "real")
 MEMORY_MODEL = ("traffic = weights + activations read from other layers + activations written for other layers "
                 "(no cross-layer fusion); peak = liveness over execution order")
 
@@ -25,11 +26,13 @@ class ProfileConfig:
     rules: MacRules = field(default_factory=MacRules)      # MacRules.thop() to match the tutorial's tables
     energy: EnergyConfig = field(default_factory=EnergyConfig)
     dtype: str = "float32"                                  # dtype of generated inputs when a shape is given
-    execute: str = "fake"   # "fake": shapes only (fast; falls back to "real" for data-dependent models) | "real"
+    # "meta": shapes only on meta tensors (fastest), falling back to "fake" (FakeTensors) and then "real"
+    # (data-dependent models); or force one of them
+    execute: str = "meta"
 
     def __post_init__(self) -> None:
-        if self.execute not in ("fake", "real"):
-            raise ConfigError(f"ProfileConfig.execute must be 'fake' or 'real', got {self.execute!r}")
+        if self.execute not in EXECUTE:
+            raise ConfigError(f"ProfileConfig.execute must be one of {', '.join(EXECUTE)}, got {self.execute!r}")
 
 
 def _check_precision(precision: str) -> None:
@@ -55,20 +58,25 @@ def _make_inputs(inputs_or_shape: Any, dtype: str) -> tuple[Any, ...]:
 
 
 def _trace_with_fallback(model: Any, inputs: tuple[Any, ...], cfg: ProfileConfig) -> Any:
-    """Trace on fake tensors when asked, retrying with real execution if the model needs real data."""
+    """Trace on meta tensors, else FakeTensors, else for real: each failure (a tensor made on the CPU inside
+    forward, data-dependent control flow, an op without a meta kernel) falls back to the next."""
     from .torch_trace import trace_module
 
-    if cfg.execute == "fake":
-        fake_log = logging.getLogger("torch._subclasses.fake_tensor")
-        level = fake_log.level
-        fake_log.setLevel(logging.CRITICAL)      # its failure is expected and retried; do not print a traceback
-        try:
-            return trace_module(model, inputs, cfg.rules, fake=True)
-        except Exception:  # noqa: BLE001 - data-dependent control flow or ops without fake kernels
-            pass
-        finally:
-            fake_log.setLevel(level)
-    return trace_module(model, inputs, cfg.rules, fake=False)
+    order = EXECUTE[EXECUTE.index(cfg.execute):]
+    fake_log = logging.getLogger("torch._subclasses.fake_tensor")
+    level = fake_log.level
+    fake_log.setLevel(logging.CRITICAL)      # a failure is expected and retried; do not print a traceback
+    try:
+        for mode in order[:-1]:
+            try:
+                return trace_module(model, inputs, cfg.rules, execute=mode)
+            except ModelRunError:
+                raise
+            except Exception:  # noqa: BLE001 - retried with the next, more general execution
+                continue
+    finally:
+        fake_log.setLevel(level)
+    return trace_module(model, inputs, cfg.rules, execute=order[-1])
 
 
 def profile(model: Any, inputs_or_shape: Any = None, precision: str = "fp32", fps: float | None = None,
@@ -95,7 +103,10 @@ def profile(model: Any, inputs_or_shape: Any = None, precision: str = "fp32", fp
         was_training = model.training
         model.eval()
         try:
-            tr = _trace_with_fallback(model, inputs, cfg)
+            with user_code(f"{type(model).__name__}.forward"):
+                tr = _trace_with_fallback(model, inputs, cfg)
+        except ModelRunError:
+            raise
         except Exception as exc:  # noqa: BLE001 - the user's forward failed; say so at the given shape
             shapes = ", ".join("x".join(map(str, t.shape)) for t in inputs if hasattr(t, "shape"))
             raise ModelRunError(f"{type(model).__name__}.forward failed on input {shapes}: "

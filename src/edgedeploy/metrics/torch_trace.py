@@ -7,6 +7,7 @@ non-leaf module's forward (torch.cat, F.interpolate, ``+``, grid_sample ...) bec
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,7 +16,7 @@ from typing import Any
 
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils._pytree import tree_flatten
+from torch.utils._pytree import tree_flatten, tree_unflatten
 
 from .aggregate import ACT, BUFFER, CONST, INPUT, PARAM, OpEvent, TensorRef, Trace
 from .counting import (VIEWS_AND_FACTORIES, MacRules, OpCost, attention_cost, conv_cost, elementwise_cost,
@@ -85,6 +86,7 @@ class _State:
     events: list[OpEvent] = field(default_factory=list)
     unsupported: dict[str, int] = field(default_factory=dict)
     counter: Iterator[int] = field(default_factory=itertools.count)
+    meta: bool = False
 
     def ref(self, t: torch.Tensor, produced: bool = False) -> TensorRef:
         st = t.untyped_storage()
@@ -114,11 +116,13 @@ class _Tracer(TorchDispatchMode):
     def __init__(self, state: _State, rules: MacRules) -> None:
         super().__init__()
         self.s, self.rules = state, rules
+        self.memo: dict[Any, Any] = {}
 
     def __torch_dispatch__(self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None) -> Any:
         kwargs = kwargs or {}
-        out = func(*args, **kwargs)
         name = func.overloadpacket.__name__
+        out = self._meta_call(func, args, kwargs) if self.s.meta and name not in VIEWS_AND_FACTORIES \
+            else func(*args, **kwargs)
         s = self.s
         if name in VIEWS_AND_FACTORIES:
             base = args[0] if args and isinstance(args[0], torch.Tensor) else None
@@ -139,6 +143,27 @@ class _Tracer(TorchDispatchMode):
             row, row_op = s.unique_row(f"{parent}/{name}" if parent else name), name
         s.events.append(OpEvent(name, row, row_op, ins, outs, cost or OpCost(), cost is not None))
         return out
+
+    def _meta_call(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """On meta tensors only shapes matter: an op seen before with the same input shapes gets fresh empty
+        outputs of the recorded shapes (meta batch_norm, layer_norm ... run slow Python decompositions)."""
+        if func._schema.is_mutable:
+            return func(*args, **kwargs)
+        flat, spec = tree_flatten((args, kwargs))
+        key = (func, spec, tuple((tuple(a.shape), a.dtype) if isinstance(a, torch.Tensor) else a for a in flat))
+        try:
+            cached = self.memo.get(key)
+        except TypeError:                       # an unhashable argument: no memo for this call
+            return func(*args, **kwargs)
+        if cached is None:
+            out = func(*args, **kwargs)
+            leaves, out_spec = tree_flatten(out)
+            if all(isinstance(o, torch.Tensor) and o.device.type == "meta" for o in leaves):
+                self.memo[key] = (out_spec, [(tuple(o.shape), o.dtype, o.stride()) for o in leaves])
+            return out
+        out_spec, metas = cached
+        return tree_unflatten([torch.empty_strided(shape, stride, dtype=dtype, device="meta")
+                               for shape, dtype, stride in metas], out_spec)
 
 
 def _tensor_shapes(obj: Any) -> list[tuple[int, ...]]:
@@ -177,32 +202,45 @@ def _key(t: torch.Tensor) -> int:
     return t.untyped_storage()._cdata
 
 
-def trace_module(model: torch.nn.Module, inputs: tuple[Any, ...], rules: MacRules, fake: bool = True) -> Trace:
+def trace_module(model: torch.nn.Module, inputs: tuple[Any, ...], rules: MacRules, execute: str = "meta") -> Trace:
     """Run ``model(*inputs)`` once under the tracer and return its events.
 
-    With ``fake=True`` the forward runs on FakeTensors (shapes and dtypes only, no arithmetic), which is
-    ~10x faster; callers fall back to ``fake=False`` for data-dependent models.
+    ``execute``: "meta" runs on meta tensors (shapes only, in C++: the cheapest, no fake-tensor machinery to
+    import), "fake" on FakeTensors (handles CPU tensors a model creates inside forward), "real" computes for
+    real (data-dependent models). Callers fall back from one to the next.
     """
     names = {id(m): n for n, m in model.named_modules()}
     leaves = {id(m) for m in model.modules() if next(m.children(), None) is None}
     kinds: dict[int, str] = {}
-    for p in model.parameters():
-        kinds[_key(p)] = PARAM
-    for b in model.buffers():
-        kinds[_key(b)] = BUFFER
-    state = _State(names=names, leaves=leaves, kinds=kinds)
+    state = _State(names=names, leaves=leaves, kinds=kinds, meta=execute == "meta")
+    call: Any = model
+    if execute == "meta":
+        meta = {id(t): t.to("meta") for t in [*model.parameters(), *model.buffers()]}
+        state.keep_alive.extend(meta.values())
+        tensors_by_name = {n: meta[id(t)] for n, t in [*model.named_parameters(remove_duplicate=False),
+                                                      *model.named_buffers(remove_duplicate=False)]}
+        inputs = tuple(x.to("meta") if isinstance(x, torch.Tensor) else x for x in inputs)
+        call = functools.partial(torch.func.functional_call, model, tensors_by_name, tie_weights=True, strict=False)
+        params = {id(p) for p in model.parameters()}
+        for i, t in meta.items():
+            kinds[_key(t)] = PARAM if i in params else BUFFER
+    else:
+        for p in model.parameters():
+            kinds[_key(p)] = PARAM
+        for b in model.buffers():
+            kinds[_key(b)] = BUFFER
     in_refs = []
     for t in tree_flatten(inputs)[0]:
         if isinstance(t, torch.Tensor):
             kinds[_key(t)] = INPUT
             in_refs.append(state.ref(t))
     fake_mode: Any = contextlib.nullcontext()
-    if fake:
+    if execute == "fake":
         from torch._subclasses.fake_tensor import FakeTensorMode
 
         fake_mode = FakeTensorMode(allow_non_fake_inputs=True)
     with torch.inference_mode(), _module_hooks(state), fake_mode, _Tracer(state, rules):
-        out = model(*inputs)
+        out = call(inputs) if execute == "meta" else model(*inputs)
     out_keys = {state.ref(t).key for t in tree_flatten(out)[0] if isinstance(t, torch.Tensor)}
     params = list({id(p): p for p in model.parameters()}.values())
     buffers = list({id(b): b for b in model.buffers()}.values())

@@ -187,10 +187,16 @@ def bench(step: Step, state: State, folder: Path) -> Outcome:
     import torch
 
     sources: list[tuple[str, Any, Any]] = []
+    variants: dict[str, str] = {}
     if isinstance(state.model, torch.nn.Module):
         sources.append((f"{state.variant} (torch)", state.model, state.shape))
-    sources += [(f"{variant}: {path.name}", path, None) for variant, path in state.artifacts]
+        variants[sources[-1][0]] = state.variant
+    for variant, path in state.artifacts:
+        sources.append((f"{variant}: {path.name}", path, None))
+        variants[sources[-1][0]] = variant
     result = benchmark_matrix(sources, step.config)
+    for row in result.rows:
+        row["variant"] = variants[row["artifact"]]
     best = min(result.rows, key=lambda r: r["median_ms"]) if result.rows else None
     head = f"fastest {best['artifact']} on {best['runtime']}: {best['median_ms']:.3f} ms" if best else "nothing to time"
     return Outcome(result.to_dict(), None, headline=head)

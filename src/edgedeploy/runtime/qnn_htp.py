@@ -13,9 +13,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from .._isolate import run_isolated
+from .._isolate import _signal_name, run_isolated
 from ..errors import ExportError, ToolchainError, UnsupportedOpError
-from .qnn_provider import UnsupportedNode, open_session, session_options
+from .qnn_provider import UnsupportedNode, open_session, session_options, torch_module_of
 
 WHAT = "the QNN HTP backend (onnxruntime-qnn)"
 
@@ -38,19 +38,20 @@ def check_nodes(path: str | os.PathLike[str], provider_options: Mapping[str, str
         return run_isolated(_child_check, str(path), dict(provider_options), what=f"{WHAT} op check",
                             timeout=timeout)
     except ToolchainError as exc:
-        if "crashed" not in str(exc):
+        code = getattr(exc, "exitcode", None)
+        if code is None or code >= 0:
             raise
         culprit = locate_crash(Path(path), dict(provider_options))
-        raise ToolchainError(f"{WHAT} crashed on {Path(path).name} ({str(exc).split('(', 1)[1].split(')')[0]})"
-                             f"{culprit}; replace that op or keep it on the CPU; the calling process is "
-                             "unaffected") from None
+        raise ToolchainError(f"{WHAT} crashed (signal {-code}, {_signal_name(-code)}) on {Path(path).name}"
+                             f"{culprit}; the compiler would crash the same way: replace that op or keep it on the "
+                             "CPU (the calling process is unaffected)") from None
 
 
-def locate_crash(path: Path, provider_options: dict[str, str], budget: int = 8) -> str:
+def locate_crash(path: Path, provider_options: dict[str, str], budget: int = 12) -> str:
     """'; first crashing node: Op 'name'' from a binary search over graph prefixes (empty when not found)."""
     import onnx
 
-    model = onnx.load(str(path))
+    model = onnx.shape_inference.infer_shapes(onnx.load(str(path)))     # the extractor needs every tensor's info
     nodes = list(model.graph.node)
     lo, hi = 0, len(nodes)            # invariant: prefix of lo nodes does not crash (0 trivially), hi crashes
     with tempfile.TemporaryDirectory() as tmp:
@@ -65,13 +66,17 @@ def locate_crash(path: Path, provider_options: dict[str, str], budget: int = 8) 
                 run_isolated(_child_check, str(part), provider_options, what=WHAT, timeout=300)
                 lo = mid
             except ToolchainError as exc:
-                if "crashed" not in str(exc):
+                if (getattr(exc, "exitcode", None) or 0) >= 0:
                     return ""
                 hi = mid
     if hi - lo != 1:
-        return ""
+        ops = sorted({n.op_type for n in nodes[lo:hi]} - {"QuantizeLinear", "DequantizeLinear"})
+        return f"; it crashes within nodes {lo + 1}-{hi} of {len(nodes)} (ops {', '.join(ops[:6])})" if hi < len(nodes) \
+            else ""
     node = nodes[hi - 1]
-    return f"; first crashing node: {node.op_type} {node.name!r}"
+    module = torch_module_of(node)
+    where = f", torch module {module}" if module else ""
+    return f"; first crashing node: {node.op_type} {node.name!r} (node {hi} of {len(nodes)}{where})"
 
 
 def _prefix(model: Any, count: int, dest: Path) -> Path | None:

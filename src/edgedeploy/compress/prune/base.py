@@ -77,18 +77,33 @@ def weighted_layers(model: nn.Module, ignored: list[nn.Module]) -> list[tuple[st
 
 
 def output_layers(model: nn.Module, example_inputs: Any) -> list[nn.Module]:
-    """Leaf modules whose output tensor is returned by the model (their width fixes the output shape)."""
+    """Layers whose width is the model's output width: the leaf that returns each output, and the last weighted
+    layer with as many channels as that output (a head that ends in softmax, flatten or dropout)."""
     produced: dict[int, nn.Module] = {}
-    hooks = [m.register_forward_hook(lambda mod, _i, out: produced.__setitem__(id(out), mod))
-             for m in model.modules() if not list(m.children())]
+    weighted: list[tuple[nn.Module, int]] = []
+
+    def hook(mod: nn.Module, _i: Any, out: Any) -> None:
+        if isinstance(out, torch.Tensor):
+            produced[out.untyped_storage().data_ptr()] = mod
+            if isinstance(mod, WEIGHTED) and out.dim() >= 2:
+                weighted.append((mod, int(out.shape[1] if out.dim() != 3 else out.shape[-1])))
+
+    hooks = [m.register_forward_hook(hook) for m in model.modules() if not list(m.children())]
     try:
         with torch.no_grad():
             out = run(model, example_inputs)
     finally:
         for h in hooks:
             h.remove()
-    outs = out if isinstance(out, (tuple, list)) else (out,)
-    return [produced[id(o)] for o in outs if id(o) in produced]
+    found: list[nn.Module] = []
+    for o in (out if isinstance(out, (tuple, list)) else (out,)):
+        if not isinstance(o, torch.Tensor):
+            continue
+        direct = produced.get(o.untyped_storage().data_ptr())
+        width = int(o.shape[1] if o.dim() != 3 else o.shape[-1]) if o.dim() >= 2 else None
+        last = next((m for m, c in reversed(weighted) if c == width), None)
+        found += [m for m in (direct, last) if m is not None and not any(m is f for f in found)]
+    return found
 
 
 def run(model: nn.Module, example_inputs: Any, pruned: bool = False) -> Any:

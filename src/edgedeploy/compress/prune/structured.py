@@ -2,12 +2,13 @@
 functions cut, our criterion registry says what to cut. Channels are physically removed."""
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 
 from torch import nn
 
-from ...errors import ConfigError
-from .base import Granularity, PruneContext, WEIGHTED, register_granularity
+from ...errors import ConfigError, EdgeDeployError
+from .base import WEIGHTED, Granularity, PruneContext, is_ignored, register_granularity
 from .config import PruneConfig, resolve_names
 from .importance import accumulate_gradients, structured_importance
 from .report import LayerChange
@@ -45,6 +46,26 @@ def _channels(model: nn.Module) -> dict[str, tuple[str, tuple[int, int]]]:
     return out
 
 
+def _attention_blocks(model: nn.Module) -> list[nn.Module]:
+    """Attention modules in the timm/ViT style: a fused ``qkv`` Linear, ``num_heads`` and ``head_dim`` attributes."""
+    return [m for m in model.modules() if isinstance(getattr(m, "qkv", None), nn.Linear)
+            and isinstance(getattr(m, "num_heads", None), int) and hasattr(m, "head_dim")]
+
+
+@contextlib.contextmanager
+def _torch_pruning_errors(model: nn.Module, what: str) -> Iterator[None]:
+    """Torch-Pruning's own failures (index errors deep in its dependency graph) as one clear refusal."""
+    try:
+        yield
+    except EdgeDeployError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any failure of the dependency graph on this architecture
+        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+        raise ConfigError(f"Torch-Pruning cannot {what} the channel groups of {type(model).__name__} "
+                          f"({type(exc).__name__}: {first}); add the modules it cannot follow (attention, "
+                          "custom reshapes) to PruneConfig.ignored, or use granularity 'element'") from exc
+
+
 @register_granularity("channel", "filter")
 class StructuredPruning(Granularity):
     """Remove whole channels (coupled-group ranking) or filters (own-filter ranking) with DepGraph."""
@@ -61,14 +82,21 @@ class StructuredPruning(Granularity):
         for name, mod in zip(config.layer_amounts or {}, resolve_names(model, tuple(config.layer_amounts or {}),
                                                                         "layer_amounts")):
             ratio_dict[mod] = float(config.layer_amounts[name])
-        self.pruner = tp.pruner.MetaPruner(
-            model, ctx.example_inputs,
-            importance=structured_importance(config.criterion, config.granularity),
-            global_pruning=config.scope == "global", isomorphic=config.isomorphic and config.scope == "global",
-            pruning_ratio=config.amount, pruning_ratio_dict=ratio_dict or None,
-            max_pruning_ratio=config.max_amount, iterative_steps=config.steps,
-            ignored_layers=list(ctx.ignored), round_to=config.round_to,
-        )
+        blocks = [b for b in _attention_blocks(model) if not is_ignored(b, ctx.ignored)]
+        attention = [n for n, m in model.named_modules() if any(m is b for b in blocks)]
+        if attention:
+            raise ConfigError(f"{type(model).__name__} has attention blocks ({', '.join(attention[:3])}"
+                              f"{', ...' if len(attention) > 3 else ''}) whose head layout channel pruning would "
+                              "break; prune them with granularity 'head' or 'ffn', or add them to PruneConfig.ignored")
+        with _torch_pruning_errors(model, "trace"):
+            self.pruner = tp.pruner.MetaPruner(
+                model, ctx.example_inputs,
+                importance=structured_importance(config.criterion, config.granularity),
+                global_pruning=config.scope == "global", isomorphic=config.isomorphic and config.scope == "global",
+                pruning_ratio=config.amount, pruning_ratio_dict=ratio_dict or None,
+                max_pruning_ratio=config.max_amount, iterative_steps=config.steps,
+                ignored_layers=list(ctx.ignored), round_to=config.round_to,
+            )
         groups = list(self.pruner.DG.get_all_groups(ignored_layers=self.pruner.ignored_layers,
                                                     root_module_types=self.pruner.root_module_types))
         if not groups:
@@ -77,7 +105,8 @@ class StructuredPruning(Granularity):
 
     def step(self, fraction: float) -> None:
         accumulate_gradients(self.model, self.ctx.data, self.config.criterion, self.ctx.loss_fn)
-        self.pruner.step()
+        with _torch_pruning_errors(self.model, "prune"):
+            self.pruner.step()
         for module, sync, extra in self.syncs:
             sync(module, extra)
         self.model.zero_grad(set_to_none=True)
