@@ -193,11 +193,9 @@ def run_with_and_without(original: onnx.ModelProto, baked: onnx.ModelProto, pre:
 
     Returns (baked outputs, original outputs, output names). Other inputs get the same seeded noise.
     """
-    import onnxruntime as ort
+    from ..runtime import load
 
-    opts = ort.SessionOptions()
-    opts.log_severity_level = 3
-    sess_o, sess_b = (ort.InferenceSession(m.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+    sess_o, sess_b = (load(m, runtime="onnxruntime", providers=["CPUExecutionProvider"]).session
                       for m in (original, baked))
     rng = np.random.default_rng(seed)
     marked = {p.key: p.value for p in baked.metadata_props}.get(PREPROCESSED_INPUT_KEY)

@@ -237,12 +237,10 @@ def _samples(eval_data: Sequence[Any] | None, model: Any) -> list[dict[str, np.n
 def _chain(src: Path, device: Path, host: Path, samples: list[dict[str, np.ndarray]],
            config: SplitConfig) -> tuple[Parity, float, dict[str, np.ndarray]]:
     """Run original vs device -> host on ONNX Runtime; also with FP16-rounded transfers."""
-    import onnxruntime as ort
+    from ..runtime import load
 
     def session(p: Path) -> Any:
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = 1
-        return ort.InferenceSession(str(p), opts, providers=["CPUExecutionProvider"])
+        return load(p, runtime="onnxruntime", threads=1, providers=["CPUExecutionProvider"]).session
     orig, dev, hst = session(src), session(device), session(host)
     host_names = [i.name for i in hst.get_inputs()]
     dev_names = [o.name for o in dev.get_outputs()]

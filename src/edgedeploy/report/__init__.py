@@ -11,7 +11,7 @@ from typing import Any
 
 _EXPORTS = {
     "render_report": ".build", "report_html": ".build", "overall_verdict": ".build",
-    "render_graph_svg": ".graph_svg", "node_times": ".timing",
+    "render_graph_svg": ".graph_svg", "node_times": "..runtime.onnxruntime_rt",
     "register_section": ".sections", "Section": ".sections", "generic_section": ".sections",
     "load_run": ".rundir", "RunRecord": ".rundir", "StepRecord": ".rundir",
     "collect_variants": ".variants", "Variant": ".variants",

@@ -66,7 +66,7 @@ def render_graph_svg(onnx_path: str | os.PathLike[str], color_by: str = "macs",
     else:
         note = "time per node as given"
         if timings is None:
-            from .timing import node_times
+            from ..runtime.onnxruntime_rt import node_times
 
             timings = node_times(path)
             note = "median kernel time on ONNX Runtime (unfused kernels, 1 thread)"

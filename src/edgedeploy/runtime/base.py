@@ -195,6 +195,8 @@ def runtime_for(source: Any) -> type[Session]:
     _discover()
     if isinstance(source, (str, Path)):
         suffix = Path(source).suffix.lower()
+    elif hasattr(source, "SerializeToString") and hasattr(source, "graph"):
+        suffix = ".onnx"                    # an onnx.ModelProto in memory
     elif hasattr(source, "forward") and hasattr(source, "parameters"):
         suffix = "module"
     else:
