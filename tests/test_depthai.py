@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import json
 import py_compile
 
 import numpy as np
@@ -137,4 +138,5 @@ def test_pipeline_for_float_inputs(blob, tmp_path, precision, bytes_per_value):
     assert built.inputs == {"frame": {"shape": [1, 3, 48, 64], "dtype": precision}}
     xin = next(n[1] for n in built.summary["pipeline"]["nodes"] if n[1]["name"] == "XLinkIn")
     assert xin["properties"]["maxDataSize"] == 64 * 48 * 3 * bytes_per_value
-    assert f"INPUT_PRECISION = 'frame', '{precision}'" in built.script.read_text()
+    config = json.loads(built.script.with_name("run_on_oak.json").read_text())
+    assert (config["input_name"], config["input_precision"]) == ("frame", precision)
