@@ -98,7 +98,7 @@ def test_local_module_never_shadows_an_installed_package(tmp_path, monkeypatch):
 
 
 def test_pickled_modules_need_the_explicit_opt_in(tmp_path):
-    from edgedeploy.modelfile import load_model_file, save_model_file
+    from edgedeploy.modelfile import save_model_file
     from edgedeploy.modelref import load_model
 
     marker = tmp_path / "ran"
@@ -113,7 +113,7 @@ def test_pickled_modules_need_the_explicit_opt_in(tmp_path):
     assert not marker.exists()                           # nothing ran
     saved = save_model_file(_Conv().eval(), tmp_path / "ok.pt", source=None)
     with pytest.raises(ModelLoadError, match="does not name the model"):
-        load_model_file(saved)
+        load_model(str(saved))
     from edgedeploy.zoo.digits import DigitsCNN
 
     torch.save(DigitsCNN(), tmp_path / "whole.pt")
@@ -122,14 +122,13 @@ def test_pickled_modules_need_the_explicit_opt_in(tmp_path):
 
 def test_pruned_model_round_trips_weights_only(tmp_path):
     from edgedeploy.compress.prune import PruneConfig, prune
-    from edgedeploy.modelfile import load_model_file
-
+    from edgedeploy.modelref import load_model
     from edgedeploy.zoo.digits import DigitsCNN
 
     x = torch.rand(1, 1, 16, 16)
     torch.manual_seed(0)
     result = prune(DigitsCNN().eval(), PruneConfig(amount=0.5), x, progress=False, out=tmp_path, source="digits-cnn")
-    back = load_model_file(tmp_path / "model.pt")           # weights_only, rebuilt from the zoo factory
+    back = load_model(str(tmp_path / "model.pt"))           # weights_only, rebuilt from the zoo factory
     with torch.no_grad():
         assert torch.equal(back(x), result.model(x))
     assert back.stem[0].out_channels == 8

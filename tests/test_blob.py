@@ -290,16 +290,17 @@ def test_op_list_is_what_the_compiler_does(myriad_toolchain, tmp_path, monkeypat
     """Abs is listed as rejected because the real compiler rejects it: bypass the list and see."""
     from edgedeploy.errors import ExportError
     from edgedeploy.export import blob as blob_mod
+    from edgedeploy.export import myriad_ops
 
     src = _export(AbsNet(), (torch.rand(1, 3, 8, 8),), tmp_path / "abs.onnx", 11)
     with pytest.raises(UnsupportedOpError, match=r"op Abs \(node '.*Abs.*'; the compiler says: unsupported layer type"):
         blob_mod.export_blob(src, out=tmp_path / "a")
-    monkeypatch.setattr(blob_mod, "myriad_supported_ops", lambda: frozenset({"Abs", "Add", "Constant"}))
+    monkeypatch.setattr(myriad_ops, "myriad_supported_ops", lambda: frozenset({"Abs", "Add", "Constant"}))
     with pytest.raises(ExportError, match=r"compiler rejected .*unsupported layer type \"Abs\""):
         blob_mod.export_blob(src, out=tmp_path / "b")
     assert not list((tmp_path / "b").glob("*.blob"))
     monkeypatch.undo()
-    table = blob_mod._ops_table()
+    table = myriad_ops._ops_table()
     assert not set(table["supported"]) & set(table["rejected"])
-    assert {"Conv", "DepthToSpace", "Resize", "Gemm", "Relu"} <= blob_mod.myriad_supported_ops()
-    assert "GridSample" not in blob_mod.myriad_supported_ops()
+    assert {"Conv", "DepthToSpace", "Resize", "Gemm", "Relu"} <= myriad_ops.myriad_supported_ops()
+    assert "GridSample" not in myriad_ops.myriad_supported_ops()

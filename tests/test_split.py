@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from edgedeploy.errors import ArtifactError, ConfigError, UnsupportedOpError
-from edgedeploy.export.blob import BlobConfig, check_myriad_ops, export_blob
+from edgedeploy.export.blob import BlobConfig, export_blob
+from edgedeploy.export.myriad_ops import check_myriad_ops
 from edgedeploy.export.onnx import OnnxConfig, export_onnx
 from edgedeploy.export.split import SplitConfig, split_model
 from edgedeploy.zoo.gaze import EyeWarpNet, GazeCorrector, make_pairs

@@ -17,9 +17,9 @@ _EXPORTS: dict[str, str] = {
     "LayerStats": ".metrics.types", "MacRules": ".metrics.counting", "EnergyConfig": ".metrics.energy",
     "measure": ".metrics.latency", "LatencyStats": ".metrics.latency",
     "Target": ".targets.target", "available_targets": ".targets.target", "check": ".targets.check",
-    "CheckReport": ".targets.check",
+    "CheckReport": ".targets.report",
     # models and data
-    "load_model": ".modelref", "save_model_file": ".modelfile", "load_model_file": ".modelfile",
+    "load_model": ".modelref", "save_model_file": ".modelfile",
     # hardware-aware blocks
     "reparameterize": ".blocks.reparam", "ReparamConfig": ".blocks.reparam", "swap": ".blocks.swap",
     "SwapResult": ".blocks.swap",

@@ -76,9 +76,13 @@ def register_dataset(name: str, loader: Callable[[tuple[int, ...]], Any]) -> Non
 
 
 def datasets() -> list[str]:
-    """Names of the built-in datasets."""
-    if not _DATASETS:
-        from . import zoo  # noqa: F401  (the zoo registers its datasets, e.g. digits)
+    """Names of the built-in datasets: registered ones and those declared as ``edgedeploy.datasets`` entry points
+    (the zoo's digits and scenes), loaded on first use so this module never imports the zoo."""
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group="edgedeploy.datasets"):
+        if ep.name not in _DATASETS:
+            _DATASETS[ep.name] = ep.load()
     return sorted(_DATASETS)
 
 

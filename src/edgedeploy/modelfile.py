@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .errors import ArtifactError, ModelLoadError
+from .errors import ModelLoadError
 
 FORMAT = "edgedeploy.model/1"
 _PLAIN = (int, float, bool, str, type(None))
@@ -40,7 +40,8 @@ def save_model_file(model: Any, path: str | os.PathLike[str], source: str | None
 
 
 def load_model_file(path: str | os.PathLike[str], trust_pickle: bool = False) -> Any:
-    """Load a ``model.pt``: the weights-only format, or (with ``trust_pickle``) a whole pickled nn.Module."""
+    """Read a ``model.pt``: a whole nn.Module (only with ``trust_pickle``), or the weights-only payload, which
+    ``edgedeploy.modelref.load_model`` (or ``apply_payload``) turns back into the model."""
     import pickle
 
     import torch
@@ -66,7 +67,10 @@ def load_model_file(path: str | os.PathLike[str], trust_pickle: bool = False) ->
     if isinstance(obj, torch.nn.Module):
         return obj.eval()
     if isinstance(obj, dict) and obj.get("format") == FORMAT:
-        return _rebuild(obj, p)
+        if not obj.get("source"):
+            raise ModelLoadError(f"{p} does not name the model it came from; load its 'state' into your "
+                                 "architecture")
+        return obj              # a payload: ``modelref.load_model`` rebuilds its source and applies it
     if isinstance(obj, dict) and obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise ModelLoadError(f"{p} holds a bare state dict; it needs its architecture: load it into your model "
                              "(model.load_state_dict) and pass package.module:factory instead")
@@ -91,18 +95,12 @@ def _load_pickle(p: Path) -> Any:
         raise ModelLoadError(f"{p} could not be unpickled ({type(exc).__name__}: {exc})") from exc
 
 
-def _rebuild(obj: dict[str, Any], p: Path) -> Any:
+def apply_payload(model: Any, obj: dict[str, Any], p: Path) -> Any:
+    """Put a saved payload's tensors and plain attributes into ``model`` (the architecture it was saved from)."""
     import torch
 
-    from .modelref import load_model
-
-    source = obj.get("source")
-    if not source:
-        raise ModelLoadError(f"{p} does not name the model it came from; load its 'state' into your architecture")
-    model = load_model(source)          # the architecture only: every tensor is replaced below
-    if not isinstance(model, torch.nn.Module):
-        raise ArtifactError(f"{p} names {source}, which is not a torch model")
     modules = dict(model.named_modules())
+    source = obj.get("source")
     for key, tensor in obj["state"].items():
         owner, _, name = key.rpartition(".")
         module = modules.get(owner)

@@ -29,9 +29,15 @@ def load_model(ref: str, pretrained: bool = False, trust_pickle: bool = False) -
             raise ConfigError(f"--pretrained applies to zoo models, not to the file {ref}")
         return path
     if suffix in TORCH_FILE_SUFFIXES:
-        from .modelfile import load_model_file
+        from .modelfile import apply_payload, load_model_file
 
-        return load_model_file(path, trust_pickle=trust_pickle)
+        obj = load_model_file(path, trust_pickle=trust_pickle)
+        if isinstance(obj, dict):           # weights-only payload: rebuild its source architecture, then fill it
+            source = load_model(obj["source"])
+            if isinstance(source, Path):
+                raise ModelLoadError(f"{ref} names {obj['source']}, which is not a torch model")
+            return apply_payload(source, obj, path)
+        return obj
     kwargs = {"pretrained": True} if pretrained else {}
     if ":" in ref:
         return _from_factory(ref, **kwargs)

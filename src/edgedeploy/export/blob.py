@@ -7,7 +7,6 @@ check that on ONNX Runtime -> compile (``myriad_toolchain``, or Luxonis' online 
 """
 from __future__ import annotations
 
-import functools
 import json
 import os
 import re
@@ -18,18 +17,17 @@ from typing import TYPE_CHECKING, Any
 
 
 from .._io import output_lock, package_versions, sha256_file, update_manifest
-from ..errors import ArtifactError, ConfigError, ExportError, ToolchainError, UnsupportedOpError
-from ..onnx_utils import all_nodes as _all_nodes
+from ..errors import ArtifactError, ConfigError, ExportError, ToolchainError
 from ..onnx_utils import opset_of as _opset
 from ._common import publish, safe_name, staging
-from .onnx_opset import MYRIAD_MAX_OPSET, to_opset
+from .myriad_ops import check_myriad_ops, describe_ops, myriad_op_status
+from .onnx_opset import to_opset
 from .onnx_preprocess import Preprocess, bake_preprocessing, run_with_and_without
 from .result import ExportResult, compare_outputs
 
 if TYPE_CHECKING:
     import onnx
 
-OPS_FILE = Path(__file__).resolve().parent.parent / "targets" / "profiles" / "myriadx_ops.yaml"
 # config -> (input type baked into the ONNX graph, input precision the blob must report)
 _PRECISIONS = {"U8": ("u8", "U8F"), "FP16": ("fp32", "FP16"), "FP32": ("fp32", "FP32")}
 
@@ -81,63 +79,6 @@ class BlobConfig:
         if self.input_precision.upper() == "FP16":     # U8/FP32 follow the ONNX input's type
             cfg["INPUT_PRECISION"] = "FP16"
         return cfg
-
-
-@functools.lru_cache(maxsize=1)
-def _ops_table() -> dict[str, Any]:
-    import yaml
-
-    return yaml.safe_load(OPS_FILE.read_text(encoding="utf-8"))
-
-
-def myriad_supported_ops() -> frozenset[str]:
-    """ONNX op types the OpenVINO 2021.4 MYRIAD plugin compiles (measured; see ``myriadx_ops.yaml``)."""
-    return frozenset(_ops_table()["supported"])
-
-
-def myriad_op_status(model: onnx.ModelProto) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
-    """(ops the 2021.4 MYRIAD plugin rejects, ops never probed) -> their node names, from the measured table."""
-    supported = myriad_supported_ops()
-    table = _ops_table()
-    known_bad = set(table.get("rejected", {})) | set(table.get("newer_than_reader", []))
-    rejected: dict[str, list[str]] = {}
-    unknown: dict[str, list[str]] = {}
-    for node in _all_nodes(model.graph):
-        op = node.op_type if node.domain in ("", "ai.onnx") else f"{node.domain}.{node.op_type}"
-        if op in supported:
-            continue
-        (rejected if op in known_bad else unknown).setdefault(op, []).append(node.name or f"<unnamed {op}>")
-    return rejected, unknown
-
-
-def describe_ops(ops: dict[str, list[str]]) -> str:
-    """``op Abs (node '/Abs'; the compiler says: unsupported layer type)`` for each op, '; '-joined."""
-    table = _ops_table()
-    parts = []
-    for op, nodes in sorted(ops.items()):
-        if op in table.get("newer_than_reader", []):
-            why = f"newer than the 2021.4 ONNX reader (opsets <= {MYRIAD_MAX_OPSET})"
-        elif op in table.get("rejected", {}):
-            why = f"the compiler says: {table['rejected'][op]}"
-        else:
-            why = "never probed alone; the compiler decides"
-        names = ", ".join(repr(n) for n in nodes[:3]) + (" ..." if len(nodes) > 3 else "")
-        parts.append(f"op {op} (node{'s' if len(nodes) > 1 else ''} {names}; {why})")
-    return "; ".join(parts)
-
-
-def check_myriad_ops(model: onnx.ModelProto, source: str | os.PathLike[str] = "model") -> dict[str, list[str]]:
-    """Raise UnsupportedOpError naming each op (and node) the 2021.4 MYRIAD plugin is measured to reject.
-
-    Returns the ops that were never probed (the compiler itself decides on those)."""
-    rejected, unknown = myriad_op_status(model)
-    if rejected:
-        raise UnsupportedOpError(
-            f"{source}: {describe_ops(rejected)}: not supported by the MyriadX (RVC2) OpenVINO 2021.4 plugin; "
-            "replace them with ops listed in edgedeploy/targets/profiles/myriadx_ops.yaml (e.g. GridSample -> a "
-            "precomputed warp with Gather or Resize; Hardswish -> x * relu6(x + 3) / 6) or run that part on the host "
-            "(BlobConfig(host_fallback=True))")
-    return unknown
 
 
 def export_blob(onnx_or_ir: str | os.PathLike[str], config: BlobConfig | None = None,

@@ -30,8 +30,9 @@ def myriad_compiler_check(model_or_path: Any, input_shape: Any, target: Any) -> 
     """The MyriadX (OpenVINO 2021.4 MYRIAD plugin) verdict on a model (entry point ``edgedeploy.compilers``)."""
     import onnx
 
-    from ..targets.check import Verdict
-    from .blob import BlobConfig, check_myriad_ops, describe_ops, myriad_op_status
+    from ..targets.report import Verdict
+    from .blob import BlobConfig
+    from .myriad_ops import check_myriad_ops, describe_ops, myriad_op_status
     from .myriad_toolchain import installed
     from .onnx_opset import to_opset
 

@@ -122,7 +122,7 @@ def split_model(onnx_path: str | os.PathLike[str], config: SplitConfig | None = 
         onnx.checker.check_model(part, full_check=True)
     left = {n.op_type for n in device.graph.node} & (config.unsupported or frozenset())
     if config.unsupported is None:
-        from .blob import check_myriad_ops
+        from .myriad_ops import check_myriad_ops
 
         check_myriad_ops(device, f"{name}_device.onnx")     # nothing the MyriadX rejects may stay on the device
     elif left:
@@ -147,7 +147,7 @@ def _unsupported(model: Any, config: SplitConfig) -> tuple[frozenset[str], list[
     """Op types to move to the host, and notes on ops the MyriadX table never probed (they stay on the device)."""
     if config.unsupported is not None:
         return frozenset(config.unsupported), []
-    from .blob import describe_ops, myriad_op_status
+    from .myriad_ops import describe_ops, myriad_op_status
 
     rejected, unknown = myriad_op_status(model)
     notes = [f"never probed on the MyriadX, left on the device (the compiler decides): {describe_ops(unknown)}"] \

@@ -3,8 +3,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from .types import Profile
-
 
 def si(n: float, unit: str = "") -> str:
     """Human number with SI prefix: 1.82 G, 46.858 M, 352."""
@@ -23,7 +21,7 @@ def _shape(shapes: tuple[tuple[int, ...], ...]) -> str:
     return ", ".join("x".join(map(str, s)) for s in shapes[:2]) + (" …" if len(shapes) > 2 else "")
 
 
-def profile_renderable(p: Profile, top: int | None = None, compact: bool = False) -> Any:
+def profile_renderable(p: Any, top: int | None = None, compact: bool = False) -> Any:
     """A rich Group: per-layer table (optionally the ``top`` layers by traffic) and totals.
 
     ``compact`` (for narrow terminals) leaves out the shape and weight/read/write columns.
@@ -62,10 +60,23 @@ def profile_renderable(p: Profile, top: int | None = None, compact: bool = False
     return Group(*parts)
 
 
-def to_text(p: Profile, top: int | None = None, width: int = 160) -> str:
-    """Plain-text rendering (for str() and logs)."""
+def to_text(p: Any, top: int | None = None, width: int = 160) -> str:
+    """Plain-text rendering of a Profile (for str() and logs)."""
+    return plain_text(profile_renderable(p, top), width)
+
+
+def plain_text(renderable: Any, width: int = 140) -> str:
+    """Render any rich renderable to plain text (no colour codes, nothing printed)."""
     from rich.console import Console
 
-    console = Console(width=width, record=True, file=open("/dev/null", "w"))  # noqa: SIM115
-    console.print(profile_renderable(p, top))
+    console = Console(width=width, record=True, file=_Null(), color_system=None)
+    console.print(renderable)
     return console.export_text()
+
+
+class _Null:
+    def write(self, _text: str) -> int:
+        return 0
+
+    def flush(self) -> None:
+        pass

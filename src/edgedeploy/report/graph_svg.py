@@ -112,7 +112,6 @@ def graph_of(model: Any) -> tuple[list[GraphNode], list[tuple[str, str, tuple[st
 def _skeleton(model: Any) -> Any:
     """The model without its large weights (declared as inputs of the same shape): shape inference then
     serializes kilobytes instead of the whole file (ResNet-50: 1.1 s -> 0.05 s)."""
-    import onnx
     from onnx import helper
 
     g = model.graph

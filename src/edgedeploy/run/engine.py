@@ -187,9 +187,9 @@ def _previous(folder: Path, chain: str) -> dict[str, Any] | None:
 def _restore(step: Step, state: State, folder: Path, previous: dict[str, Any]) -> None:
     """Put back what a cached step changed: the model it produced, the artifacts it added."""
     if "model.pt" in previous.get("artifacts", []) and step.kind != "export":
-        from ..modelfile import load_model_file
+        from ..modelref import load_model
 
-        state.model = load_model_file(folder / "model.pt")
+        state.model = load_model(str(folder / "model.pt"))
         if step.kind == "train":
             state.baseline = state.model
     if previous.get("variant") and step.kind in ("swap", "reparameterize", "prune", "distill"):

@@ -7,7 +7,7 @@ from typing import Any
 
 from ..errors import TargetError
 from ..metrics.hostinfo import cpuinfo_field, max_freq_khz_of_cpu0, memory_bytes, read_cpuinfo, usable_cores
-from .target import PRECISION_BITS
+from .units import PRECISION_BITS
 
 
 def host_estimate(host: Any, path: Path | str = "cpu.yaml", cpuinfo: str | None = None,

@@ -1,4 +1,4 @@
-"""Target YAML files: parse, validate (every error names the file and the field), build a ``Target``."""
+"""Target YAML files: parse, validate (every error names the file and the field), the fields of a ``Target``."""
 from __future__ import annotations
 
 import math
@@ -8,15 +8,15 @@ from typing import Any
 
 from ..errors import TargetError
 from .host import host_estimate
-from .target import PRECISION_BITS, PROFILES_DIR, Target, normalize_op
+from .units import PRECISION_BITS, PROFILES_DIR, normalize_op
 
 _REQUIRED = ("name", "description", "precisions", "peak_ops_per_s", "memory_bandwidth_gbps", "memory_bytes")
 _OPTIONAL = ("bandwidth_share", "memory_share", "latency_budget_ms", "min_fps", "supported_ops",
              "supported_onnx_ops", "extras", "host")
 
 
-def from_file(path: Path) -> Target:
-    """Read, validate and build a Target from a YAML file (errors name the file and the field)."""
+def read_fields(path: Path) -> dict[str, Any]:
+    """Read and validate a target YAML file into ``Target`` fields (errors name the file and the field)."""
     import yaml
 
     try:
@@ -34,7 +34,7 @@ def from_file(path: Path) -> Target:
     return _parse(data, path)
 
 
-def _parse(data: dict[str, Any], path: Path) -> Target:
+def _parse(data: dict[str, Any], path: Path) -> dict[str, Any]:
     def bad(key: str, why: str) -> TargetError:
         return TargetError(f"target file {path}: field {key!r} {why}")
 
@@ -112,7 +112,7 @@ def _parse(data: dict[str, Any], path: Path) -> Target:
     extras = data.get("extras") or {}
     if not isinstance(extras, dict):
         raise bad("extras", f"must be a mapping, got {extras!r}")
-    return Target(
+    return dict(
         name=text("name"), description=text("description"), precisions=precs,
         peak_ops_per_s=MappingProxyType(peak),
         memory_bandwidth_gbps=number("memory_bandwidth_gbps", data["memory_bandwidth_gbps"]),

@@ -4,8 +4,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
+
 if TYPE_CHECKING:
-    from .check import CheckReport
     from .target import Target
 
 _STATUS = {"PASS": "[green]PASS[/]", "FAIL": "[bold red]FAIL[/]", "UNKNOWN": "[yellow]UNKNOWN[/]",
@@ -26,7 +26,7 @@ def _with_unit(value: Any, unit: str) -> str:
     return f"{_fmt(value)} {unit}".strip() if unit else _fmt(value)
 
 
-def report_renderable(report: CheckReport, top: int = 5) -> Any:
+def report_renderable(report: Any, top: int = 5) -> Any:
     """Verdict table plus the slowest layers of the roofline estimate."""
     from rich.console import Group
     from rich.table import Table
@@ -72,20 +72,3 @@ def targets_table(targets: Iterable[Target]) -> Any:
     from rich.console import Group
 
     return Group(table, *descriptions)
-
-
-def to_text(obj: Any, width: int = 140) -> str:
-    """Render any rich renderable to plain text."""
-    from rich.console import Console
-
-    console = Console(width=width, record=True, file=_Null(), color_system=None)
-    console.print(obj)
-    return console.export_text()
-
-
-class _Null:
-    def write(self, _text: str) -> int:
-        return 0
-
-    def flush(self) -> None:
-        pass

@@ -5,24 +5,10 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any
 
 from ..errors import TargetError
-
-#: Bits per value of every precision a target may list.
-PRECISION_BITS: Mapping[str, int] = MappingProxyType(
-    {"fp32": 32, "bf16": 16, "fp16": 16, "int16": 16, "int8": 8, "int4": 4})
-PROFILES_DIR = Path(__file__).parent / "profiles"
-
-
-
-def normalize_op(op: str) -> str:
-    """Canonical spelling of an op name for matching: ``aten.relu_.default`` and ``ReLU`` both give ``relu``."""
-    name = op.rsplit("/", 1)[-1]
-    if name.startswith("aten."):
-        name = name[5:].split(".", 1)[0]
-    return name.rstrip("_").replace("_", "").lower()
+from .units import PRECISION_BITS, PROFILES_DIR, normalize_op  # noqa: F401  (re-exported)
 
 
 @dataclass(frozen=True)
@@ -79,19 +65,19 @@ class Target:
     @classmethod
     def load(cls, name_or_path: str | os.PathLike[str]) -> Target:
         """Load a shipped target by name (``myriadx``) or a user's YAML file by path."""
-        from .profile_yaml import from_file
+        from .profile_yaml import read_fields
 
         if isinstance(name_or_path, Target):
             return name_or_path
         text = str(name_or_path)
         if text in available_targets():
-            return from_file(PROFILES_DIR / f"{text}.yaml")
+            return cls(**read_fields(PROFILES_DIR / f"{text}.yaml"))
         path = Path(text)
         if path.suffix.lower() in (".yaml", ".yml") or path.is_file():
             if not path.is_file():
                 raise TargetError(f"target file {path} does not exist; give a YAML path or one of: "
                                   f"{', '.join(available_targets())}")
-            return from_file(path)
+            return cls(**read_fields(path))
         raise TargetError(f"unknown target {text!r}; valid targets: {', '.join(available_targets())} "
                           "(or the path of your own target YAML)")
 

@@ -5,8 +5,9 @@ import math
 from typing import Any
 
 from ..metrics.types import Profile
-from .check import LayerLatency, Verdict
-from .target import PRECISION_BITS, Target
+from .report import LayerLatency, Verdict
+from .target import Target
+from .units import PRECISION_BITS
 
 
 def precision_verdict(tgt: Target, precision: str, peak_prec: str) -> Verdict:

@@ -7,7 +7,6 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..data import register_dataset
 from .registry import register_model, register_task
 
 
@@ -113,7 +112,7 @@ def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int
     return 100.0 * correct / len(x)
 
 
-def _digits_for(shape: tuple[int, ...]) -> DigitsData:
+def digits_for(shape: tuple[int, ...]) -> DigitsData:
     """The digits resized to a square NxCxHxW model input (the built-in dataset ``digits``)."""
     from ..errors import ConfigError
 
@@ -122,8 +121,6 @@ def _digits_for(shape: tuple[int, ...]) -> DigitsData:
                           f"{'x'.join(map(str, shape))}; give a folder of images or a .npy file instead")
     return load_digits_data(size=shape[2], channels=shape[1])
 
-
-register_dataset("digits", _digits_for)
 
 
 def _train_task(model: nn.Module, data: DigitsData | None = None, epochs: int = 8, seed: int = 0) -> list[dict[str, float]]:

@@ -237,7 +237,7 @@ def qnn_unsupported_ops(model_or_onnx: Any, example_inputs: Any = None,
 
 def qnn_compiler_check(model_or_path: Any, input_shape: Any, target: Any) -> Any:
     """The QNN HTP compiler verdict for ``check()`` (entry point ``edgedeploy.compilers: qnn``)."""
-    from ...targets.check import Verdict
+    from ...targets.report import Verdict
 
     example = None
     if not isinstance(model_or_path, (str, Path)):

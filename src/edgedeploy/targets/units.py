@@ -1,0 +1,19 @@
+"""Names every target module shares: precisions and their widths, the shipped profiles, op-name spelling."""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from types import MappingProxyType
+
+#: Bits per value of every precision a target may list.
+PRECISION_BITS: Mapping[str, int] = MappingProxyType(
+    {"fp32": 32, "bf16": 16, "fp16": 16, "int16": 16, "int8": 8, "int4": 4})
+PROFILES_DIR = Path(__file__).parent / "profiles"
+
+
+def normalize_op(op: str) -> str:
+    """Canonical spelling of an op name for matching: ``aten.relu_.default`` and ``ReLU`` both give ``relu``."""
+    name = op.rsplit("/", 1)[-1]
+    if name.startswith("aten."):
+        name = name[5:].split(".", 1)[0]
+    return name.rstrip("_").replace("_", "").lower()
