@@ -29,3 +29,14 @@ def trained_digits_cnn():
     from edgedeploy.zoo.digits import digits_cnn
 
     return digits_cnn(pretrained=True, epochs=8, seed=0)
+
+
+@pytest.fixture(scope="session")
+def fp32_onnx(tmp_path_factory, trained_digits_cnn):
+    """The trained digits CNN as an FP32 ONNX with a dynamic batch (what a user brings), through export_onnx."""
+    from edgedeploy.export.onnx import OnnxConfig, export_onnx
+
+    cfg = OnnxConfig(exporter="torchscript", opset=17, input_names=("input",), output_names=("output",),
+                     dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}})
+    return export_onnx(trained_digits_cnn, torch.zeros(1, 1, 16, 16), cfg, out=tmp_path_factory.mktemp("fp32"),
+                       name="digits").path

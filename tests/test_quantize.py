@@ -12,24 +12,6 @@ from edgedeploy.compress.quantize import QuantConfig, quantize, valid_pairs  # n
 from edgedeploy.errors import CalibrationError, ConfigError  # noqa: E402
 
 
-
-
-def _fp32(model, folder, name):
-    """The model as an FP32 ONNX with a dynamic batch (what a user brings), through export_onnx."""
-    import torch
-
-    from edgedeploy.export.onnx import OnnxConfig, export_onnx
-
-    cfg = OnnxConfig(exporter="torchscript", opset=17, input_names=("input",), output_names=("output",),
-                     dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}})
-    return export_onnx(model, torch.zeros(1, 1, 16, 16), cfg, out=folder, name=name).path
-
-
-@pytest.fixture(scope="module")
-def fp32_onnx(tmp_path_factory, trained_digits_cnn):
-    return _fp32(trained_digits_cnn, tmp_path_factory.mktemp("fp32"), "digits_data")
-
-
 @pytest.mark.parametrize("backend", ["onnxruntime", "openvino"])
 def test_int8_static_within_one_point(backend, fp32_onnx, digits_data, tmp_path):
     res = quantize(fp32_onnx, QuantConfig(mode="int8-static", backend=backend), calibration=digits_data.x_train,

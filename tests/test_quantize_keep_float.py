@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import dataclasses
 
-import numpy as np
 import pytest
 
 pytest.importorskip("onnxruntime")
@@ -12,25 +11,7 @@ from edgedeploy.compress.quantize import QuantConfig, quantize
 from edgedeploy.errors import CalibrationError, ConfigError
 
 
-def _fp32(model, folder, name):
-    """The model as an FP32 ONNX with a dynamic batch (what a user brings), through export_onnx."""
-    import torch
-
-    from edgedeploy.export.onnx import OnnxConfig, export_onnx
-
-    cfg = OnnxConfig(exporter="torchscript", opset=17, input_names=("input",), output_names=("output",),
-                     dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}})
-    return export_onnx(model, torch.zeros(1, 1, 16, 16), cfg, out=folder, name=name).path
-
-
-@pytest.fixture(scope="module")
-def fp32_onnx(tmp_path_factory, trained_digits_cnn):
-    return _fp32(trained_digits_cnn, tmp_path_factory.mktemp("fp32"), "digits")
-
-
 def test_keep_float_keeps_the_most_sensitive_layer(fp32_onnx, digits_data, tmp_path):
-    import onnx
-
     from edgedeploy import data as qdata
     from edgedeploy.compress.quantize import graph
     from edgedeploy.onnx_utils import onnx_inputs
