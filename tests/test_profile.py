@@ -46,6 +46,15 @@ def test_mobilenetv2_published_totals() -> None:
     assert p.params == pytest.approx(3.50e6, rel=0.005)          # 3,504,872
 
 
+def test_vit_s16_published_totals() -> None:
+    from edgedeploy.zoo.reference import ViTSmall16
+
+    p = profile(ViTSmall16(), (1, 3, 224, 224))
+    assert p.macs == pytest.approx(4.6e9, rel=0.005)             # timm vit_small_patch16_224: 4.6 GMACs
+    assert p.params == pytest.approx(22.05e6, rel=0.005)         # 22,050,664 (timm: 22.1 M)
+    assert not p.unsupported
+
+
 def _cbr(cin: int, cout: int, stride: int) -> nn.Module:
     return nn.Sequential(nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU())
 

@@ -21,6 +21,7 @@ from torch.utils._pytree import tree_flatten, tree_unflatten
 from .aggregate import ACT, BUFFER, CONST, INPUT, PARAM, OpEvent, TensorRef, Trace
 from .counting import (VIEWS_AND_FACTORIES, MacRules, OpCost, attention_cost, conv_cost, elementwise_cost,
                        matmul_cost, window_pool_cost)
+from .meta_shapes import fast_meta
 
 _CONV = {"conv1d", "conv2d", "conv3d", "convolution", "_convolution", "conv_transpose1d", "conv_transpose2d",
          "conv_transpose3d", "mkldnn_convolution", "_slow_conv2d_forward", "thnn_conv2d"}
@@ -113,6 +114,12 @@ class _State:
 
 
 class _Tracer(TorchDispatchMode):
+    @classmethod
+    def _should_skip_dynamo(cls) -> bool:
+        # torch wraps a mode's __torch_dispatch__ in dynamo.disable, which imports torch._dynamo (~1.5 s) on the
+        # first op; the profiler never runs under torch.compile, so there is nothing to disable
+        return False
+
     def __init__(self, state: _State, rules: MacRules) -> None:
         super().__init__()
         self.s, self.rules = state, rules
@@ -147,6 +154,9 @@ class _Tracer(TorchDispatchMode):
     def _meta_call(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         """On meta tensors only shapes matter: an op seen before with the same input shapes gets fresh empty
         outputs of the recorded shapes (meta batch_norm, layer_norm ... run slow Python decompositions)."""
+        fast = fast_meta(func.overloadpacket.__name__, args, kwargs)
+        if fast is not None:
+            return fast
         if func._schema.is_mutable:
             return func(*args, **kwargs)
         flat, spec = tree_flatten((args, kwargs))

@@ -129,3 +129,32 @@ class MobileNetV2(nn.Module):
 
 
 register_model("mobilenetv2")(MobileNetV2)
+
+
+class ViT(nn.Module):
+    """Vision Transformer (Dosovitskiy et al. 2021): patch embedding, class token, pre-norm encoder, linear head."""
+
+    def __init__(self, dim: int = 384, depth: int = 12, heads: int = 6, patch: int = 16, image: int = 224,
+                 num_classes: int = 1000) -> None:
+        super().__init__()
+        self.patch = nn.Conv2d(3, dim, patch, patch)
+        self.cls = nn.Parameter(torch.zeros(1, 1, dim))
+        self.pos = nn.Parameter(torch.zeros(1, (image // patch) ** 2 + 1, dim))
+        layer = nn.TransformerEncoderLayer(dim, heads, 4 * dim, dropout=0.0, activation="gelu", batch_first=True,
+                                           norm_first=True)
+        self.encoder = nn.TransformerEncoder(layer, depth, enable_nested_tensor=False)
+        self.norm = nn.LayerNorm(dim)
+        self.head = nn.Linear(dim, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.patch(x).flatten(2).transpose(1, 2)
+        x = torch.cat([self.cls.expand(x.shape[0], -1, -1), x], 1) + self.pos
+        return self.head(self.norm(self.encoder(x))[:, 0])
+
+
+def ViTSmall16(num_classes: int = 1000) -> ViT:
+    """ViT-S/16 at 224x224: 22.05 M params, 4.60 GMACs (conv + linear + attention matmuls; timm lists 22.1 M, 4.6 G)."""
+    return ViT(384, 12, 6, 16, 224, num_classes)
+
+
+register_model("vit-s16")(ViTSmall16)
