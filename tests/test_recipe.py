@@ -116,3 +116,109 @@ def test_a_failed_step_keeps_earlier_ones_and_the_cli_says_which(tmp_path, capsy
     steps = json.loads((out / "run.json").read_text())["steps"]
     assert [s["status"] for s in steps] == ["ok", "ok", "failed"]
     assert (out / "02-train" / "model.pt").is_file()
+
+
+def test_architecture_changes_survive_resume(tmp_path):
+    """A swapped then pruned model is saved as source + recorded transforms + tensors, and a resumed run rebuilds it:
+    the cached steps' model answers exactly like the one the first run made."""
+    import torch
+
+    recipe = _write(tmp_path, """\
+        model: digits-cnn
+        input: 1x1x16x16
+        data: digits
+        threads: 1
+        steps:
+          - train: {epochs: 1}
+          - swap: {rules: [conv3x3-ghost]}
+          - prune: {granularity: channel, amount: 0.25}
+          - evaluate: {}
+    """)
+    first = run_recipe(recipe, tmp_path / "run")
+    assert first.ok
+    from edgedeploy.modelref import load_model
+
+    pruned = load_model(str(tmp_path / "run" / "03-prune" / "model.pt"))
+    assert any(type(m).__name__ == "GhostConv2d" for m in pruned.modules())
+    again = run_recipe(recipe, tmp_path / "run", resume=True)
+    assert [s.status for s in again.steps] == ["cached"] * 4
+    x = torch.rand(5, 1, 16, 16)
+    swapped = load_model(str(tmp_path / "run" / "02-swap" / "model.pt"))
+    with torch.no_grad():
+        assert swapped(x).shape == pruned(x).shape == (5, 10)
+    ev = json.loads((tmp_path / "run" / "04-evaluate" / "result.json").read_text())["data"]["metrics"]
+    assert ev[0]["variant"] == "pruned"
+
+
+def test_bad_transform_records_are_refused(tmp_path):
+    from edgedeploy.errors import ModelLoadError
+    from edgedeploy.modelfile import save_model_file
+    from edgedeploy.modelref import load_model
+    from edgedeploy.zoo.digits import DigitsCNN
+
+    path = save_model_file(DigitsCNN(), tmp_path / "m.pt", "digits-cnn", [{"kind": "os:system", "cmd": "true"}])
+    with pytest.raises(ModelLoadError, match="transform 'os:system'; known: swap, reparameterize, mod"):
+        load_model(str(path))
+
+
+def test_early_exit_and_mod_steps_run_and_report(tmp_path):
+    recipe = _write(tmp_path, """\
+        model: digits-cnn
+        input: 1x1x16x16
+        data: digits
+        threads: 1
+        steps:
+          - train: {epochs: 2}
+          - early_exit:
+              exits: [down]
+              head: conv-pool-linear
+              train: {mode: heads, epochs: 2}
+              thresholds: {max_accuracy_drop: 1.0}
+              export: {runtimes: [onnxruntime]}
+              timed_samples: 20
+          - report: {}
+    """)
+    result = run_recipe(recipe, tmp_path / "run")
+    assert result.ok, [s.error for s in result.steps]
+    data = json.loads((tmp_path / "run" / "02-early_exit" / "result.json").read_text())["data"]
+    test = data["calibration"]["test"]
+    assert test["samples"] == 449 and test["drop"] <= 3.0 and sum(test["exit_histogram"]) == 449
+    assert data["export"]["parity"]["onnxruntime"]["decisions"]["labels_equal"] >= 47
+    assert data["latency"]["onnxruntime"]["full_ms"] > 0 and data["latency"]["onnxruntime"]["samples"] == 20
+    html = (tmp_path / "run" / "03-report" / "report.html").read_text()
+    assert "Early exits: accuracy vs compute" in html and "staged top-1" in html
+    # a MoD step needs token blocks: on a CNN it says which module names it looked for
+    bad = _write(tmp_path, SMALL.replace("  - check: {}", "  - mod: {capacity: 0.5}"), "bad.yaml")
+    res = run_recipe(bad, tmp_path / "run2")
+    failed = next(s for s in res.steps if s.status == "failed")
+    assert not res.ok and failed.kind == "mod" and "blocks" in failed.error, failed.error
+
+
+def test_mod_step_routes_tokens_and_the_routed_model_resumes(tmp_path):
+    recipe = _write(tmp_path, """\
+        model: tiny-vit
+        input: 1x1x16x16
+        data: digits
+        threads: 1
+        steps:
+          - train: {epochs: 1}
+          - mod: {capacity: 0.5, skip_first: 1}
+          - train: {epochs: 1}
+          - evaluate: {}
+    """)
+    first = run_recipe(recipe, tmp_path / "run")
+    assert first.ok, [s.error for s in first.steps]
+    mod = json.loads((tmp_path / "run" / "02-mod" / "result.json").read_text())["data"]
+    assert len(mod["routed"]) == 5 and 0.5 < mod["macs_ratio"] < 0.7
+    top1 = json.loads((tmp_path / "run" / "04-evaluate" / "result.json").read_text())["data"]["metrics"][0]
+    again = run_recipe(recipe, tmp_path / "run", resume=True)
+    assert [s.status for s in again.steps] == ["cached"] * 4
+    from edgedeploy.modelref import load_model
+
+    routed = load_model(str(tmp_path / "run" / "03-train" / "model.pt"))
+    assert sum(type(m).__name__ == "MoDBlock" for m in routed.modules()) == 5
+    from edgedeploy.compress.distill_report import top1 as accuracy
+    from edgedeploy.zoo.digits import load_digits_data
+
+    # the rebuilt model (tiny-vit + recorded mod transform + saved tensors) is the one the run evaluated
+    assert top1["variant"] == "mod" and round(accuracy(routed, load_digits_data(16)), 3) == top1["top1"]

@@ -5,8 +5,7 @@ libraries (torch, onnx, onnxruntime, openvino, nncf) load only when a function n
 """
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from ._lazy import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -41,6 +40,11 @@ _EXPORTS: dict[str, str] = {
     "distill": ".compress.distill", "DistillConfig": ".compress.distill", "DistillResult": ".compress.distill",
     "quantize": ".compress.quantize", "QuantConfig": ".compress.quantize",
     "fp16_rounding": ".compress.quantize.fp16_training",
+    "add_early_exits": ".compress.early_exit", "train_exits": ".compress.early_exit",
+    "ExitTrainConfig": ".compress.early_exit", "calibrate_thresholds": ".compress.early_exit",
+    "ThresholdConfig": ".compress.early_exit", "export_staged": ".compress.early_exit",
+    "StagedExportConfig": ".compress.early_exit", "StagedRunner": ".compress.early_exit",
+    "apply_mod": ".compress.mod", "MoDConfig": ".compress.mod",
     "export_qnn": ".compress.quantize.qnn", "qnn_unsupported_ops": ".compress.quantize.qnn",
     # whole flows: multi-format export, recipes, the report
     "export": ".run.export", "ExportConfig": ".run.export",
@@ -49,20 +53,6 @@ _EXPORTS: dict[str, str] = {
     "EdgeDeployError": ".errors",
 }
 
-__all__ = sorted(_EXPORTS) + ["__version__", "errors"]
-
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        module = importlib.import_module(_EXPORTS[name], __name__)
-        value = getattr(module, name)
-        globals()[name] = value
-        return value
-    if name in {"errors", "data", "metrics", "targets", "blocks", "compress", "export", "runtime", "zoo", "run",
-                "report"}:
-        return importlib.import_module(f".{name}", __name__)
-    raise AttributeError(f"module 'edgedeploy' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__, _names = lazy_exports(__name__, _EXPORTS, (
+    "errors", "data", "metrics", "targets", "blocks", "compress", "export", "runtime", "zoo", "run", "report"))
+__all__ = _names + ["__version__", "errors"]

@@ -70,6 +70,34 @@ class ImageConfig:
         return self.mean == (0.0,) and self.scale == (255.0,)
 
 
+@dataclass(frozen=True)
+class Splits:
+    """Labelled train/test tensors (the splits protocol every stage reads): ``train``/``test`` pairs and batches."""
+
+    x_train: Any
+    y_train: Any
+    x_test: Any
+    y_test: Any
+
+    @property
+    def train(self) -> tuple[Any, Any]:
+        """The training split as an (x, y) pair (training and calibration read it)."""
+        return self.x_train, self.y_train
+
+    @property
+    def test(self) -> tuple[Any, Any]:
+        """The test split as an (x, y) pair (evaluation reads it)."""
+        return self.x_test, self.y_test
+
+    def batches(self, batch_size: int = 64, train: bool = True, seed: int = 0) -> list[tuple[Any, Any]]:
+        """List of (x, y) batches; training batches are shuffled with ``seed``."""
+        import torch
+
+        x, y = (self.x_train, self.y_train) if train else (self.x_test, self.y_test)
+        idx = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed)) if train else torch.arange(len(x))
+        return [(x[idx[i:i + batch_size]], y[idx[i:i + batch_size]]) for i in range(0, len(x), batch_size)]
+
+
 def register_dataset(name: str, loader: Callable[[tuple[int, ...]], Any]) -> None:
     """Register a built-in dataset: ``loader(input_shape)`` returns a splits object or an ``(x, y)`` pair."""
     _DATASETS[name] = loader
@@ -107,8 +135,9 @@ def resolve(spec: Any, shape: tuple[int, ...] | None, role: str = "calibration",
                            f"({', '.join(datasets())}), an existing folder of images or a .npy file")
 
 
-def load_npy(path: Path, role: str = "calibration") -> np.ndarray:
+def load_npy(path: str | Path, role: str = "calibration") -> np.ndarray:
     """A numeric array from a ``.npy`` file (never unpickled), checked for NaN/inf."""
+    path = Path(path)
     with open(path, "rb") as f:
         if f.read(6) != b"\x93NUMPY":
             raise CalibrationError(f"{path} is not a valid .npy array file; save a numeric array with numpy.save")

@@ -2,8 +2,9 @@
 
 A pruned or distilled model changes channel counts, so a plain state dict no longer fits its factory.
 ``save_model_file`` stores the MODEL reference it came from, every parameter and buffer, and the plain
-attributes (ints, floats, strings, tuples) of every module; ``load_model_file`` rebuilds the source model,
-resizes its tensors and restores those attributes — all with ``torch.load(weights_only=True)``.
+attributes (ints, floats, strings, tuples) of every module; ``modelref.load_model`` rebuilds the source model,
+re-applies the recorded architecture transforms (swap, reparameterize, mod: from a fixed list, never code named
+by the file), resizes its tensors and restores those attributes — all with ``torch.load(weights_only=True)``.
 A whole pickled module (``torch.save(model)``) still loads, but only with ``trust_pickle=True``.
 """
 from __future__ import annotations
@@ -24,15 +25,18 @@ def _plain(value: Any) -> bool:
     return isinstance(value, tuple) and all(isinstance(v, _PLAIN) for v in value)
 
 
-def save_model_file(model: Any, path: str | os.PathLike[str], source: str | None = None) -> Path:
-    """Write ``model`` to ``path`` in the weights-only format (``source``: the MODEL reference to rebuild from)."""
+def save_model_file(model: Any, path: str | os.PathLike[str], source: str | None = None,
+                    transforms: list[dict[str, Any]] | tuple[()] = ()) -> Path:
+    """Write ``model`` to ``path`` in the weights-only format (``source``: the MODEL reference to rebuild from;
+    ``transforms``: the architecture changes, in order, that turn the source into this model, e.g.
+    ``{"kind": "swap", "rules": [...], "input": [1, 3, 64, 64]}``; see ``modelref.TRANSFORMS``)."""
     import torch
 
     from ._io import atomic_path
 
     attrs = {name: {k: v for k, v in vars(m).items() if not k.startswith("_") and _plain(v)}
              for name, m in model.named_modules()}
-    payload = {"format": FORMAT, "source": source,
+    payload = {"format": FORMAT, "source": source, "transforms": [dict(t) for t in transforms],
                "state": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}, "attrs": attrs}
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)

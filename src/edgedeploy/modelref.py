@@ -36,12 +36,39 @@ def load_model(ref: str, pretrained: bool = False, trust_pickle: bool = False) -
             source = load_model(obj["source"])
             if isinstance(source, Path):
                 raise ModelLoadError(f"{ref} names {obj['source']}, which is not a torch model")
+            for transform in obj.get("transforms") or []:
+                source = _transform(source, transform, ref)
             return apply_payload(source, obj, path)
         return obj
     kwargs = {"pretrained": True} if pretrained else {}
     if ":" in ref:
         return _from_factory(ref, **kwargs)
     return _from_zoo(ref, **kwargs)
+
+
+#: architecture changes a model file may ask for, by kind (a file names a kind, never a function to run)
+TRANSFORMS = ("swap", "reparameterize", "mod")
+
+
+def _transform(model: Any, t: Any, ref: str) -> Any:
+    """Re-apply one recorded architecture change to the rebuilt source model (weights are overwritten after)."""
+    kind = t.get("kind") if isinstance(t, dict) else None
+    if kind not in TRANSFORMS:
+        raise ModelLoadError(f"{ref} asks for the architecture transform {kind!r}; known: {', '.join(TRANSFORMS)}")
+    try:
+        if kind == "swap":
+            from .blocks.swap import swap
+
+            return swap(model, list(t["rules"]), tuple(t["input"])).model
+        if kind == "reparameterize":
+            from .blocks.reparam import reparameterize
+
+            return reparameterize(model, tuple(t["input"])).model
+        from .compress.mod import MoDConfig, apply_mod
+
+        return apply_mod(model, MoDConfig(**t["config"])).model
+    except (KeyError, TypeError) as exc:
+        raise ModelLoadError(f"{ref}: the {kind} transform record is malformed ({exc}); re-save the model") from exc
 
 
 def import_user_module(module_name: str) -> Any:

@@ -137,6 +137,7 @@ DATA_MOVEMENT = frozenset({
     "cat", "concat", "stack", "hstack", "vstack", "pixel_shuffle", "pixel_unshuffle", "constant_pad_nd", "pad",
     "reflection_pad1d", "reflection_pad2d", "replication_pad2d", "clone", "contiguous", "_to_copy", "to", "copy",
     "copy_", "repeat", "repeat_interleave", "flip", "roll", "index", "index_select", "gather", "scatter",
+    "index_copy", "index_put", "scatter_add",
     "embedding", "masked_select", "channel_shuffle", "native_channel_shuffle", "tile", "zeros_like", "ones_like",
     "full_like", "empty_like", "fill", "fill_", "zero_", "type_as", "lift_fresh", "lift_fresh_copy", "nonzero",
     "Concat", "DepthToSpace", "SpaceToDepth", "Pad", "Gather", "GatherElements", "GatherND", "Tile", "Expand",

@@ -6,8 +6,7 @@ renderer of a new step kind. Heavy imports (matplotlib, onnx, onnxruntime) happe
 """
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from .._lazy import lazy_exports
 
 _EXPORTS = {
     "render_report": ".build", "report_html": ".build", "overall_verdict": ".build",
@@ -18,16 +17,4 @@ _EXPORTS = {
     "Figure": ".figures", "layered_layout": ".graph_layout", "LayoutConfig": ".graph_layout",
 }
 
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        value = getattr(importlib.import_module(_EXPORTS[name], __name__), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'edgedeploy.report' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__, __all__ = lazy_exports(__name__, _EXPORTS)

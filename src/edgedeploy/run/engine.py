@@ -18,7 +18,7 @@ from typing import Any
 from .._io import json_safe, output_lock, package_versions, write_json_atomic
 from ..errors import ConfigError, EdgeDeployError
 from .recipe import Recipe, Step, load_recipe
-from .steps import RUNNERS, Outcome, State
+from .steps import RUNNERS, Outcome, State, transform_of
 
 
 @dataclass
@@ -156,7 +156,7 @@ def _run_step(step: Step, state: State, run_dir: Path, chain: str, resume: bool,
     if outcome.saves_model:
         from ..modelfile import save_model_file
 
-        save_model_file(state.model, folder / "model.pt", state.recipe.model)
+        save_model_file(state.model, folder / "model.pt", state.recipe.model, state.transforms)
         outcome.artifacts.append("model.pt")
     _write(folder, step, chain, "ok", seconds, outcome, None)
     echo(f"[green]done[/] {step.dirname} in {seconds:.1f} s: {outcome.headline}")
@@ -186,13 +186,15 @@ def _previous(folder: Path, chain: str) -> dict[str, Any] | None:
 
 def _restore(step: Step, state: State, folder: Path, previous: dict[str, Any]) -> None:
     """Put back what a cached step changed: the model it produced, the artifacts it added."""
+    if step.kind in ("swap", "reparameterize", "mod"):
+        state.transforms.append(transform_of(step, state))
     if "model.pt" in previous.get("artifacts", []) and step.kind != "export":
         from ..modelref import load_model
 
         state.model = load_model(str(folder / "model.pt"))
         if step.kind == "train":
             state.baseline = state.model
-    if previous.get("variant") and step.kind in ("swap", "reparameterize", "prune", "distill"):
+    if previous.get("variant") and step.kind in ("swap", "reparameterize", "prune", "distill", "mod"):
         state.variant = previous["variant"]
     if step.kind == "quantize":
         state.artifacts += [(previous["variant"], folder / a) for a in previous["artifacts"]]

@@ -22,6 +22,8 @@ STEP_OPTIONS: dict[str, tuple[str | None, tuple[str, ...]]] = {
     "reparameterize": (None, ()),
     "prune": ("edgedeploy.compress.prune.config:PruneConfig", ()),
     "distill": ("edgedeploy.compress.distill:DistillConfig", ("teacher",)),
+    "early_exit": ("edgedeploy.compress.early_exit.flow:EarlyExitConfig", ()),
+    "mod": ("edgedeploy.compress.mod:MoDConfig", ()),
     "quantize": ("edgedeploy.compress.quantize.config:QuantConfig", ()),
     "export": ("edgedeploy.run.export:ExportConfig", ()),
     "bench": ("edgedeploy.runtime.api:BenchConfig", ("artifacts",)),

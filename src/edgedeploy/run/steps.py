@@ -26,6 +26,7 @@ class State:
     data: Any = None
     baseline: Any = None
     artifacts: list[tuple[str, Path]] = field(default_factory=list)   # (variant, file) for bench and evaluate
+    transforms: list[dict[str, Any]] = field(default_factory=list)   # architecture changes since the source model
 
     @property
     def shape(self) -> tuple[int, ...] | None:
@@ -50,6 +51,17 @@ class Outcome:
     artifacts: list[str] = field(default_factory=list)
     headline: str = ""
     saves_model: bool = False
+
+
+def transform_of(step: Step, state: State) -> dict[str, Any]:
+    """The record of an architecture-changing step, saved in model.pt so the model can be rebuilt (modelref)."""
+    import dataclasses
+
+    if step.kind == "swap":
+        return {"kind": "swap", "rules": list(step.options.get("rules") or ["stem-s2d"]), "input": list(state.shape)}
+    if step.kind == "mod":
+        return {"kind": "mod", "config": dataclasses.asdict(step.config)}
+    return {"kind": step.kind, "input": list(state.shape)}
 
 
 def _torch(state: State, kind: str) -> Any:
@@ -107,6 +119,7 @@ def swap(step: Step, state: State, folder: Path) -> Outcome:
 
     result = run(_torch(state, "swap"), step.options.get("rules") or ["stem-s2d"], state.shape)
     state.model, state.variant = result.model, "swapped"
+    state.transforms.append(transform_of(step, state))
     return Outcome(result.to_dict(), "swapped", headline=f"{len(result.changes)} layer(s) swapped", saves_model=True)
 
 
@@ -116,6 +129,7 @@ def reparameterize(step: Step, state: State, folder: Path) -> Outcome:
 
     result = run(_torch(state, "reparameterize"), state.shape)
     state.model, state.variant = result.model, "reparameterized"
+    state.transforms.append(transform_of(step, state))
     return Outcome(result.report.to_dict(), "reparameterized", headline=str(result.report).split(";")[0],
                    saves_model=True)
 
@@ -123,9 +137,12 @@ def reparameterize(step: Step, state: State, folder: Path) -> Outcome:
 def prune(step: Step, state: State, folder: Path) -> Outcome:
     """Prune the current model; writes model.pt, model.onnx and the report into the step folder."""
     from ..compress.prune import prune as run
+    from ..compress.prune.api import save_compressed
 
-    result = run(_torch(state, "prune"), step.config, state.example(), train_data=state.data, out=folder,
-                 source=state.recipe.model)
+    result = run(_torch(state, "prune"), step.config, state.example(), train_data=state.data)
+    save_compressed(result.model, state.example(), folder, "prune", state.recipe.model,
+                    {"config": step.config.to_dict()}, report_name="prune_report.json", report=result.report,
+                    transforms=state.transforms)
     state.model, state.variant = result.model, "pruned"
     r = result.report
     return Outcome(r.to_dict(), "pruned", ["model.pt", "model.onnx"],
@@ -146,10 +163,37 @@ def distill(step: Step, state: State, folder: Path) -> Outcome:
                           "swap step")
     summary = distill_summary(_torch(state, "distill"), teacher, state.data, step.config)
     save_compressed(summary.model, state.example(), folder, "distill", state.recipe.model,
-                    {"teacher": "baseline"}, report_name="distill_history.json", report=summary)
+                    {"teacher": "baseline"}, report_name="distill_history.json", report=summary,
+                    transforms=state.transforms)
     state.model, state.variant = summary.model, "distilled"
     return Outcome(summary.to_dict(), "distilled", ["model.pt", "model.onnx"],
                    headline=f"top-1 {summary.before_top1:.2f}% -> {summary.after_top1:.2f}%")
+
+
+def early_exit(step: Step, state: State, folder: Path) -> Outcome:
+    """Add, train and calibrate early exits; export the stages and time them (the current model stays as it is)."""
+    from ..compress.early_exit.flow import early_exits
+
+    if state.data is None:
+        raise ConfigError("step early_exit needs labelled data with train and test splits: add `data:` to the recipe")
+    result = early_exits(_torch(state, "early_exit"), step.config, state.data, out=folder)
+    test = result.calibration.test
+    speed = ", ".join(f"{rt} x{r['speedup']:.2f}" for rt, r in result.latency.items())
+    head = (f"test top-1 {test.full_accuracy:.2f}% -> {test.accuracy:.2f}%, {100 * test.saving:.0f}% MACs saved"
+            + (f", {speed}" if speed else "")) if test else "calibrated"
+    files = [p.name for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")]
+    return Outcome(result.to_dict(), "early-exit", sorted(files), headline=head)
+
+
+def mod(step: Step, state: State, folder: Path) -> Outcome:
+    """Route tokens around transformer blocks (Mixture of Depths); fine-tune afterwards with a train step."""
+    from ..compress.mod import apply_mod
+
+    result = apply_mod(_torch(state, "mod"), step.config, example_inputs=state.example())
+    state.model, state.variant = result.model, "mod"
+    state.transforms.append(transform_of(step, state))
+    return Outcome(result.to_dict(), "mod", headline=f"{len(result.routed)} block(s) routed, MACs "
+                                                     f"x{result.macs_ratio:.3f}", saves_model=True)
 
 
 def quantize(step: Step, state: State, folder: Path) -> Outcome:
@@ -242,6 +286,6 @@ def report(step: Step, state: State, folder: Path) -> Outcome:
 
 RUNNERS: dict[str, Callable[[Step, State, Path], Outcome]] = {
     "train": train, "profile": profile, "check": check, "swap": swap, "reparameterize": reparameterize,
-    "prune": prune, "distill": distill, "quantize": quantize, "export": export, "bench": bench,
-    "evaluate": evaluate, "report": report,
+    "prune": prune, "distill": distill, "early_exit": early_exit, "mod": mod, "quantize": quantize,
+    "export": export, "bench": bench, "evaluate": evaluate, "report": report,
 }

@@ -7,33 +7,13 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ..data import Splits
 from .registry import register_model, register_task
 
 
 @dataclass(frozen=True)
-class DigitsData:
-    """Train/test split of the digits, upsampled to ``size`` and scaled to [0, 1]."""
-
-    x_train: torch.Tensor
-    y_train: torch.Tensor
-    x_test: torch.Tensor
-    y_test: torch.Tensor
-
-    @property
-    def train(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """The training split as an (x, y) pair (edgedeploy.data reads it for training and calibration)."""
-        return self.x_train, self.y_train
-
-    @property
-    def test(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """The held-out split as an (x, y) pair (edgedeploy.data reads it for evaluation)."""
-        return self.x_test, self.y_test
-
-    def batches(self, batch_size: int = 64, train: bool = True, seed: int = 0) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """List of (x, y) batches; training batches are shuffled with ``seed``."""
-        x, y = (self.x_train, self.y_train) if train else (self.x_test, self.y_test)
-        idx = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed)) if train else torch.arange(len(x))
-        return [(x[idx[i:i + batch_size]], y[idx[i:i + batch_size]]) for i in range(0, len(x), batch_size)]
+class DigitsData(Splits):
+    """Train/test split of the digits (N, C, size, size) in [0, 1] with integer labels."""
 
 
 def load_digits_data(size: int = 16, channels: int = 1, test_fraction: float = 0.25, seed: int = 0) -> DigitsData:

@@ -153,15 +153,16 @@ def _schedule(backend: Any, config: PruneConfig, fine_tune: FineTune | None, pro
 
 def save_compressed(model: nn.Module, example_inputs: Any, out: str | os.PathLike[str], stage: str,
                     source: str | None, entry: dict[str, Any], report_name: str | None = None,
-                    report: Any = None, onnx: bool = True) -> list[Path]:
-    """Write a compressed model into ``out``: model.pt (weights-only format), model.onnx (parity-checked),
-    the report JSON and a manifest entry. Shared by prune and distill."""
+                    report: Any = None, onnx: bool = True, transforms: Any = ()) -> list[Path]:
+    """Write a compressed model into ``out``: model.pt (weights-only format, rebuilt from ``source`` and its
+    architecture ``transforms``), model.onnx (parity-checked), the report JSON and a manifest entry. Shared by prune
+    and distill."""
     from ..._io import output_lock, package_versions, update_manifest, write_json_atomic
     from ...export.onnx import OnnxConfig, export_onnx
     from ...modelfile import save_model_file
 
     with output_lock(out) as folder:
-        files = [save_model_file(model, folder / "model.pt", source)]
+        files = [save_model_file(model, folder / "model.pt", source, transforms)]
         if report is not None and report_name:
             files.append(write_json_atomic(folder / report_name, report.to_dict()))
         if onnx and example_inputs is not None:
