@@ -4,7 +4,9 @@ for a 100-layer model).
 Runs: the digits run of tests/test_report.py (train, profile, check myriadx, prune, distill, quantize int8,
 export onnx+openvino, bench, evaluate; real sklearn digits) and a ResNet-50 run (zoo.reference, 224x224: profile,
 check against myriadx, ONNX export; 122 ONNX nodes in the graph view). Also the graph view alone. The run
-folders are built first (not timed). Writes bench-results/bench_report.json.
+folders are built first (not timed). Then the overhead of ``edgedeploy run``: a digits recipe (train, profile,
+check, prune, distill, quantize, export, bench, evaluate) against the same library calls from Python writing the
+same artifacts, interleaved. Writes bench-results/bench_report.json.
 Run: .venv/bin/python benchmarks/bench_report.py [--quick]
 """
 from __future__ import annotations
@@ -77,6 +79,86 @@ def measure(name: str, run_dir: Path, out_dir: Path) -> dict[str, Any]:
     return row
 
 
+OVERHEAD_RECIPE = """\
+name: overhead
+model: digits-cnn
+input: 1x1x16x16
+target: myriadx
+data: digits
+threads: 1
+steps:
+  - train: {epochs: 4}
+  - profile: {precision: fp16, fps: 30}
+  - check: {}
+  - prune: {granularity: channel, amount: 0.5}
+  - distill: {epochs: 2}
+  - quantize: {mode: int8-static, backend: onnxruntime}
+  - export: {to: [onnx, openvino]}
+  - bench: {threads: [1], repeats: 20}
+  - evaluate: {}
+"""
+
+
+def by_hand(folder: Path) -> None:
+    """The recipe's steps as a user would call them from Python, writing the same artifacts."""
+    import numpy as np
+    import torch
+
+    from edgedeploy.compress.distill import DistillConfig
+    from edgedeploy.compress.distill_report import distill_summary, top1
+    from edgedeploy.compress.prune import PruneConfig, prune
+    from edgedeploy.compress.quantize import QuantConfig, quantize
+    from edgedeploy.metrics.profile import profile
+    from edgedeploy.run.export import ExportConfig, export
+    from edgedeploy.runtime import BenchConfig, benchmark_matrix
+    from edgedeploy.targets.check import check
+    from edgedeploy.zoo.digits import digits_cnn, load_digits_data
+
+    data, shape = load_digits_data(), (1, 1, 16, 16)
+    model = digits_cnn(pretrained=True, epochs=4, seed=0)
+    profile(model, shape, precision="fp16", fps=30)
+    check(model, "myriadx", input_shape=shape)
+    x = torch.rand(shape, generator=torch.Generator().manual_seed(0))
+    pruned = prune(model, PruneConfig(granularity="channel", amount=0.5), x, train_data=data, out=folder / "prune",
+                   source="digits-cnn").model
+    student = distill_summary(pruned, model, data, DistillConfig(epochs=2)).model
+    q = quantize(student, QuantConfig(mode="int8-static", backend="onnxruntime"), calibration=data, eval_data=data,
+                 example_inputs=np.zeros(shape, np.float32), out=folder / "quantize")
+    files = export(student, ExportConfig(to=("onnx", "openvino")), input_shape=shape, calibration=data,
+                   out=folder / "export")
+    benchmark_matrix([("distilled", student, shape)] + [(f.path.name, f.path, None) for f in files] +
+                     [(q.path.name, q.path, None)], BenchConfig(threads=(1,), repeats=20))
+    top1(student, data)
+
+
+def run_overhead(tmp: Path) -> dict[str, Any]:
+    """Wall time of ``run_recipe`` against the same steps called from Python (same artifacts written)."""
+    import torch
+
+    from edgedeploy.run.engine import run_recipe
+
+    recipe = tmp / "overhead.yaml"
+    recipe.write_text(OVERHEAD_RECIPE)
+    times: dict[str, list[float]] = {"recipe": [], "python": []}
+    run_recipe(recipe, tmp / "warm-run", echo=lambda _line: None)   # first calls import exporters etc.: untimed
+    by_hand(tmp / "warm-py")
+    for i in range(REPEATS):                        # interleaved, so load on the host hits both alike
+        torch.manual_seed(0)
+        t = time.perf_counter()
+        assert run_recipe(recipe, tmp / f"run{i}", echo=lambda _line: None).ok
+        times["recipe"].append(time.perf_counter() - t)
+        torch.manual_seed(0)
+        t = time.perf_counter()
+        by_hand(tmp / f"py{i}")
+        times["python"].append(time.perf_counter() - t)
+    med = {k: sorted(v)[len(v) // 2] for k, v in times.items()}
+    row = {"recipe_s": round(med["recipe"], 2), "python_s": round(med["python"], 2),
+           "overhead_s": round(med["recipe"] - med["python"], 2), "ratio": round(med["recipe"] / med["python"], 3)}
+    print(f"edgedeploy run {row['recipe_s']:.1f} s vs the same steps from Python {row['python_s']:.1f} s: overhead "
+          f"{row['overhead_s']:+.1f} s (x{row['ratio']:.2f}; step folders, result JSON, model.pt per step, hashes)")
+    return row
+
+
 def main() -> None:
     import torch
 
@@ -93,7 +175,9 @@ def main() -> None:
         rows = [measure("digits", digits, tmp), measure("resnet50", r50, tmp)]
         ok = all(r["report_s"] <= 10 and r["bytes"] <= 5e6 for r in rows)
         print(f"# within the limits: {ok}")
-        save("bench_report", {"host": host, "repeats": REPEATS, "rows": rows, "within_limits": ok})
+        overhead = run_overhead(tmp)
+        save("bench_report", {"host": host, "repeats": REPEATS, "rows": rows, "within_limits": ok,
+                              "run_overhead": overhead})
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

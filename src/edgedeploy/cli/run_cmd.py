@@ -10,7 +10,7 @@ from .app import app, console
 
 @app.command("run")
 def run_cmd(
-    recipe: Path = typer.Argument(..., help="a YAML recipe (see recipes/ for ready ones)"),
+    recipe: str = typer.Argument(..., help="a YAML recipe file, or the name of a shipped one (digits, headbody...)"),
     out: Path | None = typer.Option(None, "--out", "-o", help="run folder (default: runs/<recipe name>)"),
     resume: bool = typer.Option(False, "--resume", help="skip steps whose inputs and options are unchanged"),
 ) -> None:

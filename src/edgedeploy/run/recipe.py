@@ -73,13 +73,26 @@ _TOP = {"name": str, "model": str, "input": str, "target": str, "data": str, "pr
         "steps": list}
 
 
+#: recipes that ship with edgedeploy, run by name (``edgedeploy run digits``)
+SHIPPED_DIR = Path(__file__).resolve().parent.parent / "recipes"
+
+
+def shipped_recipes() -> list[str]:
+    """Names of the recipes that ship with edgedeploy."""
+    return sorted(p.stem for p in SHIPPED_DIR.glob("*.yaml"))
+
+
 def load_recipe(path: str | Path) -> Recipe:
-    """Read and validate a recipe YAML file (nothing runs; every error names its line and the fix)."""
+    """Read and validate a recipe YAML file, or a shipped recipe by name (nothing runs; every error names its line
+    and the fix)."""
     import yaml
 
     p = Path(path)
+    if not p.is_file() and str(path) in shipped_recipes():
+        p = SHIPPED_DIR / f"{path}.yaml"
     if not p.is_file():
-        raise ConfigError(f"recipe {p} does not exist; give the path of a YAML recipe (see recipes/)")
+        raise ConfigError(f"recipe {p} does not exist; give the path of a YAML recipe or a shipped one: "
+                          f"{', '.join(shipped_recipes())}")
     text = p.read_text(encoding="utf-8")
     try:
         node = yaml.compose(text)
