@@ -16,7 +16,8 @@ _EXPORTS: dict[str, str] = {
     "LayerStats": ".metrics.types", "MacRules": ".metrics.counting", "EnergyConfig": ".metrics.energy",
     "measure": ".metrics.latency", "LatencyStats": ".metrics.latency",
     "Target": ".targets.target", "available_targets": ".targets.target", "check": ".targets.check",
-    "CheckReport": ".targets.report",
+    "CheckReport": ".targets.report", "estimate_latency": ".targets.latency", "LatencyEstimate": ".targets.latency",
+    "Measurement": ".targets.calibration", "Calibration": ".targets.calibration",
     # models and data
     "load_model": ".modelref", "save_model_file": ".modelfile",
     # hardware-aware blocks

@@ -30,6 +30,13 @@ STAGING_PREFIX = ".edgedeploy-staging-"
 _held: dict[str, tuple[Any, int]] = {}          # folder -> (open lock file, re-entry count) in this process
 
 
+def cache_root() -> Path:
+    """Root of edgedeploy's cache (toolchains, trained zoo weights, calibrations): $EDGEDEPLOY_CACHE, else
+    ~/.cache/edgedeploy."""
+    env = os.environ.get("EDGEDEPLOY_CACHE")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "edgedeploy"
+
+
 def check_output_file(path: str | os.PathLike[str], what: str = "output") -> Path:
     """Refuse ``path`` if something that is not a regular file (or a symlink) already sits there."""
     p = Path(path)

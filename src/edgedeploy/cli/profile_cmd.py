@@ -1,4 +1,5 @@
-"""CLI commands: ``profile``, ``targets``, ``check`` and ``demo`` (heavy imports stay inside each command)."""
+"""CLI commands: ``profile``, ``check`` and ``demo`` (heavy imports stay inside each command); ``targets`` lives in
+``targets_cmd``."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -47,16 +48,6 @@ def profile_cmd(
         from ..targets.check import check
 
         _print_report(check(net, tgt, input_shape=shape, precision=precision, fps=fps), json_out=None)
-
-
-@app.command("targets")
-def targets_cmd() -> None:
-    """List the shipped targets with their peak compute, bandwidth, memory and budgets."""
-    from ..targets.render import targets_table
-    from ..targets.target import Target, available_targets
-
-    console.print(targets_table(Target.load(name) for name in available_targets()))
-    console.print("Use --target NAME, or the path of your own YAML with the same fields.")
 
 
 @app.command("check")

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .._io import cache_root
 from .._isolate import child_preexec, crash_error
 from ..errors import ExportError, ToolchainError
 
@@ -38,12 +39,6 @@ _SOURCE = Path(__file__).with_name("myriad_compile.cpp")
 # The CPU and GPU plugins and the GPU kernel cache are ~55 MB we never load.
 _SKIP_LIBS = {"libMKLDNNPlugin.so", "libclDNNPlugin.so", "cache.json"}
 _MARKER = "toolchain.json"
-
-
-def cache_root() -> Path:
-    """Root of edgedeploy's cache: $EDGEDEPLOY_CACHE, else ~/.cache/edgedeploy."""
-    env = os.environ.get("EDGEDEPLOY_CACHE")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "edgedeploy"
 
 
 def toolchain_dir() -> Path:

@@ -20,7 +20,8 @@ def check(model_or_profile: Any, target: Target | str | os.PathLike[str],
           input_shape: tuple[int, ...] | list[Any] | None = None, precision: str | None = None,
           fps: float | None = None, example_inputs: Any = None) -> CheckReport:
     """Check a model, ONNX file or Profile against a target: precision, value range, ops (the target's compiler
-    when it declares one), memory, roofline latency, FPS and bandwidth. Re-parameterizable models are judged
+    when it declares one), memory, latency (the target's calibrated estimate with its error band, else the
+    roofline), FPS and bandwidth. Re-parameterizable models are judged
     in their deploy form (said in ``notes``). ``example_inputs`` (real inputs, at the model's real scale)
     make the fp16 range check exact; without them it tries random N(0, 1) values and real photos."""
     from . import verdicts as v
@@ -34,16 +35,34 @@ def check(model_or_profile: Any, target: Target | str | os.PathLike[str],
     prof, precision = _profile_for(model, tgt, input_shape, precision, fps)
     fps = prof.fps if fps is None else fps
     peak_prec = precision if precision in tgt.peak_ops_per_s else tgt.precisions[0]
-    layers = roofline(prof, tgt, peak_prec)
-    latency = sum(r.latency_ms for r in layers)
+    estimate = _latency(model, input_shape, prof, tgt, peak_prec)
     verdicts = [v.precision_verdict(tgt, precision, peak_prec)]
     if precision == "fp16":
         verdicts.append(v.fp16_range_verdict(_ranges(model, input_shape, example_inputs)))
     verdicts += [_ops(model, prof, tgt, input_shape), v.memory_verdict(prof, tgt, precision),
-                 v.latency_verdict(prof, tgt, layers), v.fps_verdict(tgt, latency, fps),
+                 v.latency_verdict(prof, tgt, estimate), v.fps_verdict(tgt, estimate, fps),
                  v.bandwidth_verdict(prof, tgt, fps)]
     return CheckReport(model=prof.model, target=tgt.name, precision=precision, fps=fps,
-                       verdicts=verdicts, layers=layers, notes=notes)
+                       verdicts=verdicts, layers=estimate.layers, notes=notes + list(estimate.notes),
+                       estimate=estimate)
+
+
+def _latency(model: Any, input_shape: Any, prof: Profile, tgt: Target, precision: str) -> Any:
+    """The target's calibrated latency estimate (plain roofline without a calibration); the model's output
+    shapes are computed only when the calibration charges their transfer."""
+    from .calibration import target_calibration
+    from .latency import _onnx_outputs, _torch_outputs, dilated_layers, estimate_from_profile
+
+    cal = target_calibration(tgt)
+    outputs, dilated = None, frozenset()
+    if cal is not None and not isinstance(model, Profile):
+        dilated = dilated_layers(model)
+        if cal.link_mb_s and cal.coefficients.get("transfer", 0.0) > 0:
+            if isinstance(model, (str, Path)):
+                outputs = _onnx_outputs(Path(model))
+            elif input_shape is not None:
+                outputs = _torch_outputs(model, input_shape)
+    return estimate_from_profile(prof, tgt, precision, cal, outputs, dilated=dilated)
 
 
 def _deploy_form(obj: Any, notes: list[str]) -> Any:
@@ -93,7 +112,8 @@ def _ranges(model: Any, input_shape: Any, example_inputs: Any) -> list[Any] | No
 
 
 def roofline(prof: Profile, target: Target, precision: str) -> list[LayerLatency]:
-    """Per-layer roofline: compute = (2*MACs + element-wise ops) / peak; memory = traffic / usable bandwidth."""
+    """Per-layer roofline: compute = (2*MACs + element-wise ops) / peak; memory = traffic / usable bandwidth.
+    The physics under every latency estimate (``targets.latency`` scales it per op class when calibrated)."""
     peak = target.peak_ops_per_s[precision]
     bandwidth = target.usable_bandwidth_gbps * 1e9
     return [LayerLatency(name=r.name, op=r.op, compute_ms=1e3 * (2 * r.macs + r.elem_ops) / peak,

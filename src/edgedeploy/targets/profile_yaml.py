@@ -12,7 +12,7 @@ from .units import PRECISION_BITS, PROFILES_DIR, normalize_op
 
 _REQUIRED = ("name", "description", "precisions", "peak_ops_per_s", "memory_bandwidth_gbps", "memory_bytes")
 _OPTIONAL = ("bandwidth_share", "memory_share", "latency_budget_ms", "min_fps", "supported_ops",
-             "supported_onnx_ops", "extras", "host")
+             "supported_onnx_ops", "extras", "host", "calibration")
 
 
 def read_fields(path: Path) -> dict[str, Any]:
@@ -112,6 +112,8 @@ def _parse(data: dict[str, Any], path: Path) -> dict[str, Any]:
     extras = data.get("extras") or {}
     if not isinstance(extras, dict):
         raise bad("extras", f"must be a mapping, got {extras!r}")
+    if data.get("calibration") is not None:
+        extras = {**extras, "calibration": _calibration_file(data["calibration"], path, bad)}
     return dict(
         name=text("name"), description=text("description"), precisions=precs,
         peak_ops_per_s=MappingProxyType(peak),
@@ -124,6 +126,23 @@ def _parse(data: dict[str, Any], path: Path) -> dict[str, Any]:
         supported_ops=op_list("supported_ops"), supported_onnx_ops=op_list("supported_onnx_ops"),
         extras=MappingProxyType(dict(extras)), source=str(path),
     )
+
+
+def _calibration_file(value: Any, path: Path, bad: Any) -> str:
+    """The latency calibration file a target names (beside it, or shipped), validated; its path."""
+    from ..errors import CalibrationError
+    from .calibration import read_calibration
+
+    if not isinstance(value, str) or not value.endswith((".yaml", ".yml")):
+        raise bad("calibration", f"must name a calibration YAML file, got {value!r}")
+    cal_path = next((d / value for d in (path.parent, PROFILES_DIR) if (d / value).is_file()), None)
+    if cal_path is None:
+        raise bad("calibration", f"names {value}, which is neither beside the target nor shipped")
+    try:
+        read_calibration(cal_path)
+    except CalibrationError as exc:
+        raise TargetError(f"target file {path}: field 'calibration': {exc}") from exc
+    return str(cal_path)            # a user's copy of a shipped target (another name, same device) keeps its model
 
 
 def _ops_file(path: Path, error: TargetError) -> Any:

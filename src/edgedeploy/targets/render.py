@@ -44,12 +44,55 @@ def report_renderable(report: Any, top: int = 5) -> Any:
     notes = [f"[dim]note:[/] {n}" for n in report.notes]
     if not report.layers or top <= 0:
         return Group(table, *notes)
-    slow = Table(title=f"slowest layers (roofline estimate, {report.latency_ms:.3f} ms total)", title_justify="left")
-    for col in ("layer", "op", "compute ms", "memory ms", "bound"):
-        slow.add_column(col, justify="left" if col in ("layer", "op", "bound") else "right")
+    est = report.estimate
+    calibrated = est is not None and est.calibrated
+    what = (f"calibrated estimate {est.text}: compute {est.compute_ms:.3g} + transfer {est.transfer_ms:.3g} + "
+            f"overhead {est.overhead_ms:.3g} ms" if calibrated else
+            f"roofline estimate, {report.latency_ms:.3f} ms total")
+    slow = Table(title=f"slowest layers ({what})", title_justify="left")
+    cols = ("layer", "op", "class", "compute ms", "memory ms", "bound", "x factor", "ms") if calibrated else \
+        ("layer", "op", "compute ms", "memory ms", "bound")
+    for col in cols:
+        slow.add_column(col, justify="left" if col in ("layer", "op", "class", "bound") else "right")
     for r in sorted(report.layers, key=lambda r: r.latency_ms, reverse=True)[:top]:
-        slow.add_row(r.name, r.op, f"{r.compute_ms:.4f}", f"{r.memory_ms:.4f}", r.bound)
+        cells = [r.name, r.op] + ([r.op_class] if calibrated else []) + [f"{r.compute_ms:.4f}", f"{r.memory_ms:.4f}",
+                                                                         r.bound]
+        slow.add_row(*cells, *([f"{r.factor:.3g}", f"{r.latency_ms:.4f}"] if calibrated else []))
     return Group(table, *notes, slow)
+
+
+def calibration_table(cal: Any) -> Any:
+    """A calibration: its coefficients, then the leave-one-out error of every measurement."""
+    from rich.console import Group
+    from rich.table import Table
+
+    low, high = cal.bounds
+    coeffs = Table(title=f"{cal.target} latency calibration ({cal.precision}, fitted {cal.fitted}, ridge "
+                         f"{cal.ridge:g}): band -{low:.0%}/+{high:.0%}", title_justify="left")
+    coeffs.add_column("coefficient")
+    coeffs.add_column("value", justify="right")
+    coeffs.add_column("scales", overflow="fold")
+    for name, value in cal.coefficients.items():
+        what = ", ".join(cal.groups.get(name, ())) or {
+            "per_layer_ms": "every executed layer (ms)", "fixed_ms": "every inference (ms)",
+            "transfer": f"I/O at {cal.link_mb_s or 0:g} MB/s",
+            "spill": "DRAM time of layers overflowing on-chip memory",
+        }.get(name, "")
+        coeffs.add_row(name, f"{value:.4g}", what + (" (compute-bound)" if name in cal.compute_groups else ""))
+    loo = Table(title="leave-one-out: each row predicted by the model fitted without it", title_justify="left")
+    for col in ("model", "input", "measured ms", "predicted ms", "error"):
+        loo.add_column(col, justify="left" if col in ("model", "input") else "right")
+    for r in cal.loo:
+        err = f"{100 * r.error:+.1f}%"
+        loo.add_row(r.model, "x".join(map(str, r.input_shape)), f"{r.measured_ms:.4g}", f"{r.predicted_ms:.4g}",
+                    err if abs(r.error) <= 0.2 else f"[yellow]{err}[/]" if abs(r.error) <= 0.35 else f"[red]{err}[/]")
+    share = ", ".join(f"{v:.0%} within {k}" for k, v in cal.within.items())
+    lines = [f"{len(cal.loo)} rows: {share}. Conditions: {cal.conditions or '-'}"]
+    if cal.throughput:
+        lo, mid, hi = cal.throughput
+        lines.append(f"Throughput (FPS) = k x 1000 / latency with k {lo:.2f}-{hi:.2f} (median {mid:.2f}) over the "
+                     "rows that publish both")
+    return Group(coeffs, loo, *lines)
 
 
 def targets_table(targets: Iterable[Target]) -> Any:

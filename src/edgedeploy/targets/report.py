@@ -27,17 +27,21 @@ class Verdict:
 
 @dataclass(frozen=True)
 class LayerLatency:
-    """Roofline estimate for one layer: max(compute time, memory time)."""
+    """Estimate for one layer: max(compute time, memory time) of the roofline, times its op class's calibrated
+    factor (1 uncalibrated, 0 when the compiler folds the layer into its producer), plus a fixed overhead."""
 
     name: str
     op: str
     compute_ms: float
     memory_ms: float
+    op_class: str = ""
+    factor: float = 1.0
+    overhead_ms: float = 0.0
 
     @property
     def latency_ms(self) -> float:
-        """The layer's estimated time: whichever of compute and memory takes longer."""
-        return max(self.compute_ms, self.memory_ms)
+        """The layer's estimated time: the slower of compute and memory, scaled, plus its overhead."""
+        return max(self.compute_ms, self.memory_ms) * self.factor + self.overhead_ms
 
     @property
     def bound(self) -> str:
@@ -56,6 +60,7 @@ class CheckReport:
     verdicts: list[Verdict]
     layers: list[LayerLatency] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    estimate: Any = None                # the LatencyEstimate (targets.latency) the latency verdicts used
 
     @property
     def passed(self) -> bool:
@@ -76,7 +81,10 @@ class CheckReport:
 
     @property
     def latency_ms(self) -> float:
-        """Estimated latency per frame: the sum of the layers' roofline times."""
+        """Estimated latency per frame: the calibrated estimate (incl. transfer and fixed costs) when there is
+        one, else the sum of the layers' times."""
+        if self.estimate is not None:
+            return float(self.estimate.ms)
         return sum(layer.latency_ms for layer in self.layers)
 
     def __getitem__(self, name: str) -> Verdict:
@@ -92,6 +100,8 @@ class CheckReport:
             "passed": self.passed, "status": self.status, "latency_ms": self.latency_ms, "notes": self.notes,
             "verdicts": [{**asdict(v), "status": v.status} for v in self.verdicts],
             "layers": [{**asdict(r), "latency_ms": r.latency_ms, "bound": r.bound} for r in self.layers],
+            "latency": ({k: v for k, v in self.estimate.to_dict().items() if k != "layers"}
+                        if self.estimate is not None else None),
         }
 
     def to_json(self, path: str | os.PathLike[str] | None = None) -> str:

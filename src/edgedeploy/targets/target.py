@@ -83,5 +83,6 @@ class Target:
 
 
 def available_targets() -> list[str]:
-    """Names of the shipped targets (``*_ops.yaml`` files beside them are op lists, not targets)."""
-    return sorted(p.stem for p in PROFILES_DIR.glob("*.yaml") if not p.stem.endswith("_ops"))
+    """Names of the shipped targets (``*_ops.yaml`` and ``*_calibration.yaml`` beside them are op lists and latency
+    calibrations, not targets)."""
+    return sorted(p.stem for p in PROFILES_DIR.glob("*.yaml") if not p.stem.endswith(("_ops", "_calibration")))

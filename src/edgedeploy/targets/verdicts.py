@@ -5,7 +5,7 @@ import math
 from typing import Any
 
 from ..metrics.types import Profile
-from .report import LayerLatency, Verdict
+from .report import Verdict
 from .target import Target
 from .units import PRECISION_BITS
 
@@ -95,31 +95,50 @@ def memory_verdict(prof: Profile, tgt: Target, precision: str) -> Verdict:
     return Verdict("memory", ok, need / 1e6, limit / 1e6, "MB", msg)
 
 
-def latency_verdict(prof: Profile, tgt: Target, layers: list[LayerLatency]) -> Verdict:
-    latency = sum(r.latency_ms for r in layers)
-    n_mem = sum(r.bound == "memory" for r in layers)
-    detail = f"roofline over {len(layers)} layers ({n_mem} memory-bound)"
+def latency_verdict(prof: Profile, tgt: Target, est: Any) -> Verdict:
+    """The latency budget judged with the estimate's error band: PASS when even its high end fits, FAIL when even
+    its low end misses, UNKNOWN ("too close to call") in between. Uncalibrated: the roofline point estimate."""
+    n_mem = sum(r.bound == "memory" for r in est.layers)
+    if est.calibrated:
+        n_cal = len(est.layers)
+        detail = f"calibrated per-op-class model over {n_cal} layers, band from leave-one-out" + (
+            f" ({est.conditions})" if est.conditions else "")
+    else:
+        detail = f"uncalibrated roofline over {len(est.layers)} layers ({n_mem} memory-bound)"
     if prof.unsupported:
         detail += f"; ops counted as 0 MACs: {', '.join(sorted(prof.unsupported))}"
+    shown = f"{est.text} ({est.low_ms:.3g}-{est.high_ms:.3g} ms)" if est.calibrated else est.text
     if tgt.latency_budget_ms is None:
-        return Verdict("latency", None, latency, None, "ms", f"{detail}; {tgt.name} sets no latency budget")
+        return Verdict("latency", None, est.ms, None, "ms", f"estimated {shown}; {tgt.name} sets no latency budget; "
+                                                            f"{detail}")
     lo, hi = tgt.latency_budget_ms
-    ok = latency <= hi
-    msg = f"estimated {latency:.3g} ms {'within' if ok else 'over'} the {lo:g}-{hi:g} ms budget; {detail}"
-    if not ok:
-        msg += "; cut MACs/traffic in the slowest layers"
-    return Verdict("latency", ok, latency, hi, "ms", msg)
+    budget = f"the {lo:g}-{hi:g} ms budget"
+    if est.high_ms <= hi:
+        return Verdict("latency", True, est.ms, hi, "ms", f"estimated {shown} within {budget}; {detail}")
+    if est.low_ms > hi:
+        return Verdict("latency", False, est.ms, hi, "ms", f"estimated {shown} over {budget}; {detail}; cut "
+                                                          "MACs/traffic in the slowest layers")
+    return Verdict("latency", None, est.ms, hi, "ms", f"too close to call: estimated {shown} straddles "
+                   f"{hi:g} ms ({budget}); measure it on the device; {detail}", unknown=True)
 
 
-def fps_verdict(tgt: Target, latency_ms: float, fps: float | None) -> Verdict:
-    achievable = 1e3 / latency_ms if latency_ms > 0 else float("inf")
+def fps_verdict(tgt: Target, est: Any, fps: float | None) -> Verdict:
+    """Frames per second judged with its range: the calibrated throughput where the target's measurements publish
+    one (several inferences in flight), else one inference at a time (1000 / latency)."""
+    achievable, worst, best = est.fps, est.fps_low, est.fps_high
+    shown = f"{achievable:.1f} FPS" + (f" ({worst:.1f}-{best:.1f})" if est.calibrated else "")
+    if est.pipelined:
+        shown += " (throughput with inferences in flight, as the calibration's measurements ran)"
     required = max([f for f in (fps, tgt.min_fps) if f is not None], default=None)
     if required is None:
-        return Verdict("fps", None, achievable, None, "FPS", f"estimated {achievable:.1f} FPS; no FPS required")
-    ok = achievable >= required
+        return Verdict("fps", None, achievable, None, "FPS", f"estimated {shown}; no FPS required")
     why = " (Teams/Zoom certification)" if tgt.min_fps is not None and required == tgt.min_fps else ""
-    return Verdict("fps", ok, achievable, required, "FPS",
-                   f"estimated {achievable:.1f} FPS {'>=' if ok else '<'} required {required:g}{why}")
+    if worst >= required:
+        return Verdict("fps", True, achievable, required, "FPS", f"estimated {shown} >= required {required:g}{why}")
+    if best < required:
+        return Verdict("fps", False, achievable, required, "FPS", f"estimated {shown} < required {required:g}{why}")
+    return Verdict("fps", None, achievable, required, "FPS", f"too close to call: estimated {shown} straddles the "
+                   f"required {required:g}{why}; measure it on the device", unknown=True)
 
 
 def bandwidth_verdict(prof: Profile, tgt: Target, fps: float | None) -> Verdict:

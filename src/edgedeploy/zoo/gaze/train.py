@@ -5,7 +5,6 @@ import hashlib
 import io
 import json
 import math
-import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -133,8 +132,9 @@ def train_gaze(config: GazeTrainConfig | None = None, train_data: GazePairs | No
 
 def cache_dir() -> Path:
     """Where trained zoo weights are cached: $EDGEDEPLOY_CACHE/zoo, else ~/.cache/edgedeploy/zoo."""
-    env = os.environ.get("EDGEDEPLOY_CACHE")
-    return (Path(env).expanduser() if env else Path.home() / ".cache" / "edgedeploy") / "zoo"
+    from ..._io import cache_root
+
+    return cache_root() / "zoo"
 
 
 def pretrained_gaze(config: GazeTrainConfig | None = None, progress: bool = True) -> GazeCorrector:
