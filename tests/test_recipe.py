@@ -52,6 +52,9 @@ def _write(tmp_path, text, name="r.yaml"):
     (lambda s: s.split("steps:")[0] + "steps: []\n", "steps is empty"),
     (lambda s: s + "  - export: {to: [tflite]}\n", "unknown export format"),
     (lambda s: s.replace("steps:", "steps: [unclosed"), "not valid YAML at line"),
+    (lambda s: s.replace("epochs: 2", "epoch: 2"), "line 8: steps.0.train.epoch is not an option of digits-cnn's "
+                                                   "training loop; valid options: epochs, seed"),
+    (lambda s: s.replace("model: digits-cnn", "model: resnet18"), "steps.0.train needs a zoo model with a training"),
 ])
 def test_validation_names_key_and_line(tmp_path, edit, needle):
     with pytest.raises(ConfigError) as err:

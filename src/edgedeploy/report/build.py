@@ -139,8 +139,8 @@ def _variants_table(variants: list[Variant]) -> str:
     for v in variants:
         lat = "<br>".join(f'<span class="nowrap">{num(p50)} / {num(p90)} ms <span class="muted">{esc(k)}</span>'
                           f"</span>" for k, (p50, p90) in v.latency.items()) or "-"
-        acc = (f'<span title="from the {esc(v.sources.get("accuracy", ""))}">{num(v.accuracy, 4)} %</span>'
-               if v.accuracy is not None else "-")
+        acc = (f'<span title="from the {esc(v.sources.get("accuracy", ""))}">{num(v.accuracy, 4)} '
+               f'{esc(v.accuracy_unit)}</span>' if v.accuracy is not None else "-")
         exports = "<br>".join(_parity_text(e) for e in v.exports) or "-"
         rows.append([f'<b class="nowrap">{esc(v.name)}</b>', acc, num(v.params), si(v.macs), nbytes(v.size_bytes),
                      nbytes(v.traffic_bytes), "-" if v.energy_uj is None else f"{num(v.energy_uj)} µJ", lat, exports])

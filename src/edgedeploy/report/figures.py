@@ -339,6 +339,7 @@ def channels_figure(layers: list[dict[str, Any]]) -> Figure | None:
 
 
 EVAL_KEYS = ("eval", "accuracy", "acc", "top1", "val_acc", "val_top1")
+X_KEYS = ("epoch", "step")                # a history's x axis (training loops log per epoch or per step)
 
 
 def curves_figure(histories: list[tuple[str, list[dict[str, Any]]]], title: str = "Training curves") -> Figure | None:
@@ -353,13 +354,14 @@ def curves_figure(histories: list[tuple[str, list[dict[str, Any]]]], title: str 
         fig, axes = _new(7.6, 3.2, cols=len(histories))
         for ax, (title, hist) in zip(axes, histories):
             ax.grid(axis="y", color="#e5e7eb", linewidth=0.6)
-            xs = [h.get("epoch", i + 1) for i, h in enumerate(hist)]
+            axis = next((k for k in X_KEYS if _numeric_series(hist, k)), None)
+            xs = [h.get(axis, i + 1) if axis else i + 1 for i, h in enumerate(hist)]
             keys = [k for k in dict.fromkeys(k for h in hist for k in h)
-                    if k != "epoch" and k not in EVAL_KEYS and _numeric_series(hist, k)]
+                    if k not in X_KEYS and k not in EVAL_KEYS and _numeric_series(hist, k)]
             for i, k in enumerate(keys):
                 ax.plot(xs, [h.get(k) for h in hist], marker="o", markersize=3, color=COLORS[i % len(COLORS)],
                         label=k, linewidth=1.3 if k == "loss" else 1)
-            ax.set_xlabel("epoch")
+            ax.set_xlabel(axis or "epoch")
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             ax.set_ylabel("loss")
             ax.set_title(title, loc="left")
@@ -380,7 +382,7 @@ def curves_figure(histories: list[tuple[str, list[dict[str, Any]]]], title: str 
 
     evals = any(_numeric_series(h, k) for _, h in histories for k in EVAL_KEYS)
     return Figure("fig-curves", title, _svg(draw, histories, salt="curves"),
-                  "Mean loss terms per epoch (terms that stayed zero are left out)"
+                  "Mean loss terms per epoch or step (terms that stayed zero are left out)"
                   + ("; dashed: held-out accuracy." if evals else "."))
 
 

@@ -197,10 +197,33 @@ def train_section(step: StepRecord, run: RunRecord) -> Section:
 
 @register_section("evaluate")
 def evaluate_section(step: StepRecord, run: RunRecord) -> Section:
-    """The metrics of the evaluated variant."""
-    metrics = step.data.get("metrics") or {}
-    return Section(key_values([(k, num(v, 4)) for k, v in metrics.items()]) if metrics else
-                   '<p class="muted">no metrics</p>')
+    """The metrics of the evaluated model and of each artifact, one row each."""
+    from .variants import evaluate_rows
+
+    rows = evaluate_rows(step.data)
+    if not rows:
+        return Section('<p class="muted">no metrics</p>')
+    keys = list(dict.fromkeys(k for r in rows for k in r if k != "variant"))
+    html = table(["model / artifact", *keys], ([esc(r.get("variant", "")), *(num(r.get(k), 4) for k in keys)]
+                                               for r in rows), numeric=range(1, len(keys) + 1))
+    return Section(html + _gallery(step))
+
+
+def _gallery(step: StepRecord) -> str:
+    """The step's sample pictures (PNG/JPEG files in its folder), embedded, with their captions."""
+    import base64
+
+    cards = []
+    for shot in step.data.get("samples") or []:
+        path = step.find(str(shot.get("file", "")))
+        mime = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg"}.get(path.suffix.lower()) \
+            if path is not None else None
+        if mime is None:
+            continue
+        data = base64.b64encode(path.read_bytes()).decode()
+        cards.append(f'<figure class="shot"><img src="data:{mime};base64,{data}" alt="{esc(shot.get("caption"))}" '
+                     f'style="max-width:100%"><figcaption>{esc(shot.get("caption", path.name))}</figcaption></figure>')
+    return f'<div class="grid">{"".join(cards)}</div>' if cards else ""
 
 
 @register_section("export")

@@ -13,7 +13,8 @@ from typing import Any
 from .rundir import RunRecord, StepRecord
 
 BASELINE = "baseline"
-ACCURACY_KEYS = ("top1", "accuracy", "acc", "top-1", "map", "mAP", "f1")
+ACCURACY_KEYS = ("top1", "accuracy", "acc", "top-1", "map", "mAP", "f1", "ssim")
+PERCENT_KEYS = ("top1", "accuracy", "acc", "top-1")
 
 
 @dataclass
@@ -28,6 +29,7 @@ class Variant:
     energy_uj: float | None = None
     latency: dict[str, tuple[float, float]] = field(default_factory=dict)     # "runtime, N thr" -> (p50, p90) ms
     accuracy: float | None = None
+    accuracy_unit: str = "%"            # "%" for top-1 style metrics, else the metric's name (ssim, mAP ...)
     exports: list[dict[str, Any]] = field(default_factory=list)
     sources: dict[str, str] = field(default_factory=dict)
 
@@ -119,6 +121,8 @@ def collect_variants(run: RunRecord) -> list[Variant]:
                 if value is not None and rank >= accuracy_rank.get(v.name, -1):
                     v.accuracy, accuracy_rank[v.name] = float(value), rank
                     v.sources["accuracy"] = f"{s.kind} step {s.index}"
+                    key = accuracy_key(evaluate_rows(s.data)[0] if s.kind == "evaluate" else s.data.get("metrics"))
+                    v.accuracy_unit = "%" if key in PERCENT_KEYS or key is None else key
             elif value is not None and (getattr(v, field_name) is None or s.kind == "profile"):
                 setattr(v, field_name, value)
                 v.sources[field_name] = f"{s.kind} step {s.index}"
@@ -150,20 +154,35 @@ def _facts(s: StepRecord) -> list[tuple[str, Any, int]]:
         return [("size_bytes", d.get("size_after_bytes"), 0), ("accuracy", d.get("accuracy_after"), 2)]
     if s.kind == "distill":
         return [("accuracy", d.get("after_top1"), 1)]
-    if s.kind in ("evaluate", "train"):
-        return [("accuracy", metric_accuracy(d.get("metrics", {})), 3 if s.kind == "evaluate" else 0)]
+    if s.kind == "train":
+        return [("accuracy", metric_accuracy(d.get("metrics", {})), 0)]
+    if s.kind == "evaluate":
+        rows = evaluate_rows(d)
+        return [("accuracy", metric_accuracy(rows[0]) if rows else None, 3)]
     return []
 
 
-def metric_accuracy(metrics: Any) -> float | None:
-    """The headline accuracy of a metrics dict: top1 (or accuracy, mAP ...), else None."""
+def evaluate_rows(data: dict[str, Any]) -> list[dict[str, Any]]:
+    """An evaluate step's metrics as rows ``{"variant": ..., metric: value}``: the recipe step writes one row per
+    model and artifact (the step's own model first); a single metrics dict is one row."""
+    metrics = data.get("metrics")
+    if isinstance(metrics, dict):
+        return [{"variant": data.get("variant", ""), **metrics}] if metrics else []
+    return [r for r in metrics if isinstance(r, dict)] if isinstance(metrics, list) else []
+
+
+def accuracy_key(metrics: Any) -> str | None:
+    """Which key of a metrics dict is its headline accuracy: top1 (or accuracy, mAP, ssim ...), else None."""
     if not isinstance(metrics, dict):
         return None
-    for k in ACCURACY_KEYS:
-        v = metrics.get(k)
-        if isinstance(v, (int, float)) and not isinstance(v, bool):
-            return float(v)
-    return None
+    return next((k for k in ACCURACY_KEYS if isinstance(metrics.get(k), (int, float))
+                 and not isinstance(metrics.get(k), bool)), None)
+
+
+def metric_accuracy(metrics: Any) -> float | None:
+    """The headline accuracy of a metrics dict (see ``accuracy_key``), else None."""
+    key = accuracy_key(metrics)
+    return float(metrics[key]) if key is not None else None
 
 
 def shipped_artifact(run: RunRecord) -> dict[str, Any] | None:

@@ -194,8 +194,9 @@ def _openvino(source: Any, onnx_path: Path | None, example: Any, config: ExportC
 
 def _blob(source: Any, onnx_path: Path | None, example: Any, config: ExportConfig, folder: Path,
           base: str) -> ExportResult:
-    """The blob from an ONNX the 2021.4 reader understands: the ONNX artifact when its opset is <= 13, else
-    a dedicated export (said in the result's warnings)."""
+    """The blob from an ONNX the 2021.4 reader understands: the ONNX artifact when its opset is <= 13 (or when
+    ``host_fallback`` cuts the graph: the device part is converted down), else a dedicated export (said in the
+    result's warnings)."""
     import onnx
 
     from ..export.blob import export_blob
@@ -203,7 +204,8 @@ def _blob(source: Any, onnx_path: Path | None, example: Any, config: ExportConfi
     from ..onnx_utils import opset_of
 
     notes: list[str] = []
-    if onnx_path is None or (not isinstance(source, Path) and opset_of(onnx.load(str(onnx_path))) > 13):
+    if onnx_path is None or (not isinstance(source, Path) and not config.blob.host_fallback
+                             and opset_of(onnx.load(str(onnx_path))) > 13):
         if isinstance(source, Path):
             raise ConfigError(f"{source} cannot be read for the blob step")
         helper = export_onnx(source, example, config.blob_onnx_config(), out=folder, name=f"{base}-blob")

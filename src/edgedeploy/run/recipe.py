@@ -15,7 +15,7 @@ from ..errors import ConfigError, EdgeDeployError
 
 #: step kind -> (config class path or None, extra option names the step itself reads)
 STEP_OPTIONS: dict[str, tuple[str | None, tuple[str, ...]]] = {
-    "train": (None, ("epochs", "fp16_aware", "quick")),
+    "train": (None, ()),                # options: the model's registered training loop's keywords (_train_options)
     "profile": (None, ("precision", "fps", "rules")),
     "check": (None, ("precision", "fps", "target")),
     "swap": (None, ("rules",)),
@@ -137,6 +137,9 @@ def parse_recipe(raw: Any, source: str = "<recipe>", lines: dict[tuple[Any, ...]
     if not steps_raw:
         raise bad(("steps",), f"is empty; list steps such as: {', '.join(STEPS)}")
     steps = tuple(_step(i, item, bad, lines) for i, item in enumerate(steps_raw))
+    for step in steps:
+        if step.kind == "train":
+            _train_options(raw["model"], step, bad)
     return Recipe(model=raw["model"], input=shape, steps=steps, target=raw.get("target"), data=raw.get("data"),
                   pretrained=bool(raw.get("pretrained", False)), threads=_threads(raw.get("threads"), bad),
                   name=str(raw.get("name") or "run"), source=source,
@@ -192,8 +195,28 @@ def _step(i: int, item: Any, bad: Any, lines: dict[tuple[Any, ...], int]) -> Ste
     options = options or {}
     if not isinstance(options, dict):
         raise bad(loc + (kind,), f"options must be a mapping of option: value, got {options!r}")
-    config = _config(kind, options, lambda key, why: bad(loc + (kind, key), why) if key else bad(loc + (kind,), why))
+    config = None if kind == "train" else _config(
+        kind, options, lambda key, why: bad(loc + (kind, key), why) if key else bad(loc + (kind,), why))
     return Step(kind, i + 1, dict(options), config, lines.get(loc))
+
+
+def _train_options(model: str, step: Step, bad: Any) -> None:
+    """A train step needs a zoo model with a training loop; its options are that loop's keyword arguments."""
+    import inspect
+
+    from ..zoo import available, task
+
+    trainer = task(model, "trainer") if model in available() else None
+    loc = ("steps", step.index - 1, "train")
+    if trainer is None:
+        raise bad(loc, f"needs a zoo model with a training loop; {model} has none (train it yourself and give "
+                       "the model file, or use pretrained: true)")
+    valid = [n for n, p in list(inspect.signature(trainer).parameters.items())[2:]
+             if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    for key in step.options:
+        if key not in valid:
+            raise bad(loc + (key,), f"is not an option of {model}'s training loop; valid options: "
+                                    f"{', '.join(valid) or 'none'}")
 
 
 def _config(kind: str, options: dict[str, Any], bad: Any) -> Any:

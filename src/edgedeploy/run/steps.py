@@ -255,8 +255,16 @@ def evaluate(step: Step, state: State, folder: Path) -> Outcome:
         raise ConfigError("step evaluate needs labelled data: add `data:` to the recipe")
     rows = [{"variant": state.variant, **evaluator(state.model, state.data)}]
     rows += [{"variant": f"{variant}: {path.name}", **evaluator(path, state.data)} for variant, path in state.artifacts]
-    head = ", ".join(f"{r['variant']} {r.get('top1', next(iter(r.values())))}" for r in rows[:3])
-    return Outcome({"metrics": rows}, state.variant, headline=head)
+    head = ", ".join(f"{r['variant']}: {_headline_metric(r)}" for r in rows[:3])
+    sampler = task(state.recipe.model, "samples")
+    shots = sampler(state.model, folder) if sampler is not None and not isinstance(state.model, Path) else []
+    return Outcome({"metrics": rows, "samples": shots}, state.variant, [s["file"] for s in shots], headline=head)
+
+
+def _headline_metric(row: dict[str, Any]) -> str:
+    """``top1 97.2`` (or the row's first metric) for a step headline."""
+    key = "top1" if "top1" in row else next((k for k in row if k != "variant"), None)
+    return f"{key} {row[key]}" if key is not None else "no metrics"
 
 
 def _top1(model_or_artifact: Any, data: Any) -> dict[str, float]:

@@ -33,12 +33,14 @@ def create(name: str, **kwargs: Any) -> Any:
 
 
 def register_task(name: str, trainer: Callable[..., Any] | None = None,
-                  evaluator: Callable[..., Any] | None = None) -> None:
-    """Attach a training loop ``trainer(model, data, **options) -> history`` and/or an ``evaluator(model_or_artifact,
-    data) -> {metric: value}`` to the zoo model ``name`` (what a recipe's train/evaluate steps call)."""
-    _TASKS.setdefault(name, {}).update({k: v for k, v in (("trainer", trainer), ("evaluator", evaluator)) if v})
+                  evaluator: Callable[..., Any] | None = None, samples: Callable[..., Any] | None = None) -> None:
+    """Attach a training loop ``trainer(model, data, **options) -> history``, an ``evaluator(model_or_artifact,
+    data) -> {metric: value}`` and/or ``samples(model, folder) -> [{"file": PNG/JPEG name, "caption": text}]`` (pictures
+    of the model at work for the report) to the zoo model ``name`` (what a recipe's train/evaluate steps call)."""
+    hooks = (("trainer", trainer), ("evaluator", evaluator), ("samples", samples))
+    _TASKS.setdefault(name, {}).update({k: v for k, v in hooks if v})
 
 
 def task(name: str, what: str) -> Callable[..., Any] | None:
-    """The registered ``trainer`` or ``evaluator`` of zoo model ``name`` (None when it has none)."""
+    """The registered ``trainer``, ``evaluator`` or ``samples`` of zoo model ``name`` (None when it has none)."""
     return _TASKS.get(name, {}).get(what)

@@ -12,12 +12,13 @@ from .metrics import (FlickerResult, GazeEvaluation, GazeScores, corrected_iris,
                       temporal_flicker)
 from .model import (PATCH, EyeWarpNet, FieldSmoother, GazeCorrector, GazeNetConfig, apply_field, mirror_net,
                     sampling_grid)
+from .task import GazeSplits, gaze_data
 from .train import GazeTrainConfig, GazeTrainResult, cache_dir, pretrained_gaze, train_gaze
 
 __all__ = [
     "PATCH", "CorrectedPhoto", "EyePair", "LocalizeConfig", "correct_photo", "find_eyes", "sample_photos",
     "EyeConfig", "EyeScene", "EyeWarpNet", "FieldSmoother", "FlickerResult", "GazeCorrector",
-    "GazeEvaluation", "GazeNetConfig", "GazePairs", "GazeScores", "GazeTrainConfig", "GazeTrainResult",
+    "GazeEvaluation", "GazeNetConfig", "GazePairs", "GazeSplits", "gaze_data", "GazeScores", "GazeTrainConfig", "GazeTrainResult",
     "apply_field", "cache_dir", "corrected_iris", "evaluate_gaze", "gaze", "make_pairs", "make_sequence",
     "mirror_net", "pretrained_gaze", "render_eyes", "sample_scenes", "sampling_grid", "ssim", "temporal_flicker",
     "train_gaze",

@@ -96,8 +96,10 @@ def _loss(net: EyeWarpNet, x: torch.Tensor, y: torch.Tensor, smooth: float) -> t
 
 
 def train_gaze(config: GazeTrainConfig | None = None, train_data: GazePairs | None = None,
-               progress: bool = True) -> GazeTrainResult:
-    """Train the per-eye network on canonical (left-oriented) eyes; the right sub-model is its exact mirror."""
+               progress: bool = True, net: EyeWarpNet | None = None) -> GazeTrainResult:
+    """Train the per-eye network on canonical (left-oriented) eyes; the right sub-model is its exact mirror.
+
+    ``net`` trains that network in place (e.g. a corrector's ``left_model``) instead of a fresh one."""
     from rich.progress import Progress
 
     config = config or GazeTrainConfig()
@@ -106,7 +108,7 @@ def train_gaze(config: GazeTrainConfig | None = None, train_data: GazePairs | No
                                                                 progress=progress)
     x, y = canonical_eyes(data)
     torch.manual_seed(config.seed)
-    net = EyeWarpNet(config.net)
+    net = net if net is not None else EyeWarpNet(config.net)
     opt = torch.optim.Adam(net.parameters(), lr=config.lr)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * s / config.steps)))
     gen = torch.Generator().manual_seed(config.seed)
