@@ -121,3 +121,32 @@ def test_export_blob_host_fallback_ships_blob_and_host_part(gaze_onnx, tmp_path)
     assert split["host"] == "gaze_host.onnx" and split["host_ops"]["GridSample"] == 2
     assert split["parity"]["max_abs"] <= 1e-4 and res.details["blob"]["stages"] > 10
     assert any("run on the host" in w for w in res.warnings)
+
+
+@pytest.mark.slow
+def test_cli_check_points_to_the_host_fallback_and_export_uses_it(tmp_path, capsys):
+    """check names the fix (--host-fallback); export --to blob --host-fallback ships both parts from the zoo model."""
+    from edgedeploy.cli import main
+
+    assert main(["check", "gaze", "--input", "1x4x48x64", "--target", "myriadx", "--json",
+                 str(tmp_path / "c.json")]) == 1                                      # 1: a verdict failed
+    import json
+
+    ops = next(v for v in json.loads((tmp_path / "c.json").read_text())["verdicts"] if v["name"] == "ops")
+    assert ops["status"] == "FAIL" and "export --to blob --host-fallback" in ops["message"]
+    # the ONNX succeeds, the blob is refused: all or nothing, so nothing is left in --out
+    assert main(["export", "gaze", "--input", "1x4x48x64", "--to", "onnx,blob", "--out",
+                 str(tmp_path / "refused")]) == 2
+    assert "host_fallback" in capsys.readouterr().err
+    assert not (tmp_path / "refused").exists() or not any((tmp_path / "refused").iterdir())
+    assert main(["export", "gaze", "--input", "1x4x48x64", "--to", "onnx,blob", "--host-fallback", "--shaves", "4",
+                 "--out", str(tmp_path / "ok")]) == 0
+    names = {p.name for p in (tmp_path / "ok").iterdir()}
+    assert {"gaze_4shave.blob", "gaze_host.onnx", "gaze_myriad.onnx", "gaze.onnx", "manifest.json"} == names
+    manifest = json.loads((tmp_path / "ok" / "manifest.json").read_text())
+    assert {"gaze.onnx", "gaze_4shave.blob"} <= set(manifest)
+    from edgedeploy._io import sha256_file
+
+    blob = manifest["gaze_4shave.blob"]
+    assert blob["sha256"]["gaze_4shave.blob"] == sha256_file(tmp_path / "ok" / "gaze_4shave.blob")
+    assert str(tmp_path / "ok") in blob["source"]["path"] and ".edgedeploy" not in blob["source"]["path"]

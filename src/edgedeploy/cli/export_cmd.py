@@ -32,6 +32,9 @@ def export_cmd(
     scale: str | None = typer.Option(None, "--scale", help="per-channel scale (divisor), e.g. 58.4,57.1,57.4"),
     reverse_channels: bool = typer.Option(False, "--reverse-channels", help="the camera sends BGR, model wants RGB"),
     shaves: int = typer.Option(6, "--shaves", help="blob: SHAVE cores (and CMX slices)"),
+    host_fallback: bool = typer.Option(False, "--host-fallback", help="blob: run the ops the MyriadX compiler "
+                                       "rejects (e.g. GridSample) and what follows them on the host, as a second "
+                                       "ONNX"),
     soc: str = typer.Option("SM8650", "--soc", help="qnn: Snapdragon SoC (e.g. SM8650, SM8750) or QNN id"),
     calib: str | None = typer.Option(None, "--calib", help="qnn: " + CALIB_HELP),
     calib_mean: str | None = typer.Option(None, "--calib-mean", help="image folders: per-channel mean (pixels)"),
@@ -58,7 +61,7 @@ def export_cmd(
         openvino=OpenVinoConfig(precision=precision, input_layout=input_layout, mean=mean_v, scale=scale_v,
                                 reverse_channels=reverse_channels, input_type=ir_type),
         blob=BlobConfig(shaves=shaves, cmx_slices=shaves, input_precision=blob_type, mean=mean_v, scale=scale_v,
-                        reverse_channels=reverse_channels),
+                        reverse_channels=reverse_channels, host_fallback=host_fallback),
         qnn=QnnConfig(soc_model=soc), name=_name(model))
     net, shape = model_and_shape(model, input, pretrained, trust_pickle)
     data = calib_data(calib, shape, calib_mean, calib_scale) if "qnn" in config.to else None

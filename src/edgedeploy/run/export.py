@@ -12,8 +12,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from .._io import output_lock
-from ..errors import ConfigError, ShapeError
+from .._io import output_lock, staging
+from ..errors import ConfigError, ShapeError, UnsupportedOpError
 from ..export.blob import BlobConfig
 from ..export.onnx import OnnxConfig
 from ..export.openvino import OpenVinoConfig
@@ -73,23 +73,47 @@ def export(model: Any, config: ExportConfig | None = None, *, input_shape: tuple
     base = name or config.name or _default_name(source)
     source, note = _deploy_form(source, example)
     results: list[ExportResult] = []
-    with output_lock(out) as folder:
+    # all or nothing: every format is written into a staging folder and published once all are verified
+    with output_lock(out) as folder, staging(folder) as stage:
         onnx_path = source if isinstance(source, Path) else None
         if "onnx" in config.to:
             from ..export.onnx import export_onnx
 
-            results.append(export_onnx(source, example, config.onnx_config(), out=folder, name=base))
+            results.append(export_onnx(source, example, config.onnx_config(), out=stage, name=base))
             onnx_path = results[-1].path
         if "openvino" in config.to:
-            results.append(_openvino(source, onnx_path, example, config, folder, base))
+            results.append(_openvino(source, onnx_path, example, config, stage, base))
         if "blob" in config.to:
-            results.append(_blob(source, onnx_path, example, config, folder, base))
+            results.append(_blob(source, onnx_path, example, config, stage, base))
         if "qnn" in config.to:
             from ..compress.quantize.qnn import export_qnn
 
             results.append(export_qnn(onnx_path if isinstance(source, Path) else source, config.qnn,
-                                      calibration=calibration, example_inputs=example, out=folder, name=base))
+                                      calibration=calibration, example_inputs=example, out=stage, name=base))
+        results = _publish_all(stage, folder, results)
     return [replace(r, warnings=(note,) + r.warnings) for r in results] if note else results
+
+
+def _publish_all(stage: Path, folder: Path, results: list[ExportResult]) -> list[ExportResult]:
+    """Move every staged file into ``folder`` and record the staged manifest's entries there, paths rewritten."""
+    import json
+
+    from .._io import publish, update_manifest
+
+    staged = stage / "manifest.json"
+    entries = json.loads(staged.read_text()) if staged.is_file() else {}
+    publish(stage, folder, sorted(p.name for p in stage.iterdir() if p.is_file() and p.name != "manifest.json"
+                                  and not p.name.startswith(".")))
+    for entry in entries.values():
+        entry = json.loads(json.dumps(entry).replace(str(stage), str(folder)))
+        update_manifest(folder, entry.pop("stage"), {k: v for k, v in entry.items()
+                                                     if k not in ("sha256", "written_at")})
+
+    def moved(p: Path) -> Path:
+        return folder / p.relative_to(stage) if p.is_relative_to(stage) else p
+
+    return [replace(r, path=moved(r.path), files=tuple(moved(f) for f in r.files),
+                    manifest=folder / "manifest.json" if r.manifest is not None else None) for r in results]
 
 
 def _deploy_form(source: Any, example: Any) -> tuple[Any, str | None]:
@@ -208,7 +232,14 @@ def _blob(source: Any, onnx_path: Path | None, example: Any, config: ExportConfi
                              and opset_of(onnx.load(str(onnx_path))) > 13):
         if isinstance(source, Path):
             raise ConfigError(f"{source} cannot be read for the blob step")
-        helper = export_onnx(source, example, config.blob_onnx_config(), out=folder, name=f"{base}-blob")
+        try:
+            helper = export_onnx(source, example, config.blob_onnx_config(), out=folder, name=f"{base}-blob")
+        except UnsupportedOpError:
+            if config.exporter is not None or config.opset is not None:
+                raise
+            # an op opset 13 cannot express (e.g. grid_sampler): export at the exporter's own opset and let the
+            # blob step judge it (its op check names the op and the fix, e.g. host_fallback)
+            helper = export_onnx(source, example, config.onnx_config(), out=folder, name=f"{base}-blob")
         onnx_path = helper.path
         notes.append(f"compiled from {onnx_path.name} ({helper.details['exporter']} exporter, opset "
                      f"{helper.details['opset']}): the MyriadX 2021.4 reader knows opsets <= 13")

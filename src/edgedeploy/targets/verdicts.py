@@ -53,9 +53,10 @@ def ops_by_name_verdict(prof: Profile, tgt: Target) -> Verdict:
         msg = (f"{tgt.name} runs every op" if tgt.supported_ops is None else
                f"all {n} op types are supported by {tgt.name}")
         return Verdict("ops", True, 0, 0, "op types", msg)
+    hint = tgt.extras.get("unsupported_ops_hint")
     return Verdict("ops", False, len(bad), 0, "op types",
                    f"not supported by {tgt.name}: {'; '.join(parts)}; replace them with supported ops "
-                   "(e.g. swap in hardware-aware blocks)")
+                   f"(e.g. swap in hardware-aware blocks){', ' + hint if hint else ''}")
 
 
 def fp16_range_verdict(ranges: list[Any] | None) -> Verdict:
