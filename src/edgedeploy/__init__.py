@@ -20,6 +20,8 @@ _EXPORTS: dict[str, str] = {
     "Measurement": ".targets.calibration", "Calibration": ".targets.calibration",
     # models and data
     "load_model": ".modelref", "save_model_file": ".modelfile",
+    "load_sentences": ".zoo.sentences", "embedding_fidelity": ".zoo.sentences",
+    "EmbeddingFidelity": ".zoo.sentences", "SentenceSet": ".zoo.sentences",
     # hardware-aware blocks
     "reparameterize": ".blocks.reparam", "ReparamConfig": ".blocks.reparam", "swap": ".blocks.swap",
     "SwapResult": ".blocks.swap",
@@ -46,6 +48,7 @@ _EXPORTS: dict[str, str] = {
     "ThresholdConfig": ".compress.early_exit", "export_staged": ".compress.early_exit",
     "StagedExportConfig": ".compress.early_exit", "StagedRunner": ".compress.early_exit",
     "apply_mod": ".compress.mod", "MoDConfig": ".compress.mod",
+    "save_hf_folder": ".compress.prune.hf", "hidden_state_pairs": ".compress.prune.hf",
     "export_qnn": ".compress.quantize.qnn", "qnn_unsupported_ops": ".compress.quantize.qnn",
     # whole flows: multi-format export, recipes, the report
     "export": ".run.export", "ExportConfig": ".run.export",

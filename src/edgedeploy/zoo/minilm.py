@@ -58,21 +58,11 @@ def tokenize(sentences: tuple[str, ...] | list[str] = SENTENCES, max_length: int
 
 def encoder() -> Any:
     """The packaged MiniLM-L6 as a sentence encoder: mean pooling + L2 normalisation, as sentence-transformers does."""
-    import torch
     from transformers import AutoModel
 
-    class MiniLMEncoder(torch.nn.Module):
-        def __init__(self, bert: Any) -> None:
-            super().__init__()
-            self.bert = bert
+    from .sentences import SentenceEncoder
 
-        def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-            hidden = self.bert(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-            mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
-            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-            return torch.nn.functional.normalize(pooled, dim=-1)
-
-    return MiniLMEncoder(AutoModel.from_pretrained(str(model_dir()), attn_implementation="eager").eval()).eval()
+    return SentenceEncoder(AutoModel.from_pretrained(str(model_dir()), attn_implementation="eager").eval()).eval()
 
 
 def export_onnx(path: str | Path) -> Path:

@@ -14,9 +14,10 @@ from torch import nn
 
 from ...errors import ConfigError, ShapeError
 from . import layers as _layers, sparse as _sparse, structured as _structured  # noqa: F401  (register backends)
+from . import transformer as _transformer  # noqa: F401  (head, ffn, transformer-layer)
 from ._cost import count_macs, count_nonzero, count_params, dense_bytes, sparse_bytes
 from .base import PruneContext, backend_for, output_layers, output_shapes, weighted_layers
-from .config import PruneConfig, resolve_names
+from .config import TRANSFORMER_GRANULARITIES, PruneConfig, resolve_names
 from .importance import check_criterion
 from .report import LayerChange, PruneReport, PruneResult
 
@@ -43,6 +44,7 @@ def prune(model: nn.Module, config: PruneConfig | None = None, example_inputs: A
         raise ConfigError(f"prune() needs a torch.nn.Module, got {type(model).__name__}")
     if example_inputs is None:
         raise ShapeError("prune() needs example_inputs (a tensor or tuple the model accepts) to trace the graph")
+    config, routed = _transformer_layers(model, config)
     check_criterion(config.criterion, config.granularity)
     shapes_before = output_shapes(model.eval(), example_inputs)
     params0, macs0, size0 = count_params(model), count_macs(model, example_inputs), dense_bytes(model)
@@ -75,11 +77,32 @@ def prune(model: nn.Module, config: PruneConfig | None = None, example_inputs: A
         sparse_size_bytes=sparse_bytes(pruned), removed=removed,
         effective_macs=None if saved is None else macs1 - saved, steps=config.steps, notes=backend_notes + notes,
     )
+    if routed:
+        report = dataclasses.replace(report, notes=[routed, *report.notes])
     result = PruneResult(pruned, report)
-    if out is not None:
+    if out is not None and config.granularity in TRANSFORMER_GRANULARITIES:
+        from .hf import save_hf_folder
+
+        save_hf_folder(pruned, example_inputs, out, {"config": config.to_dict(), "source": source}, report)
+    elif out is not None:
         save_compressed(pruned, example_inputs, out, "prune", source, {"config": config.to_dict()},
                         report_name="prune_report.json", report=report)
     return result
+
+
+def _transformer_layers(model: nn.Module, config: PruneConfig) -> tuple[PruneConfig, str]:
+    """``layer`` on a Hugging Face encoder means its transformer layers (said in the report's notes)."""
+    if config.granularity != "layer":
+        return config, ""
+    from .hf import family
+
+    try:
+        family(model)
+    except ConfigError:
+        return config, ""
+    return (dataclasses.replace(config, granularity="transformer-layer"),
+            "granularity 'layer' on a Hugging Face encoder: whole transformer layers were ranked and dropped "
+            "(granularity 'transformer-layer')")
 
 
 def _run(model: nn.Module, config: PruneConfig, example_inputs: Any, train_data: Any, fine_tune: FineTune | None,

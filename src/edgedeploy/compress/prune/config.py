@@ -7,7 +7,8 @@ from typing import Any
 
 from ...errors import ConfigError
 
-GRANULARITIES = ("element", "channel", "shape", "filter", "layer")
+TRANSFORMER_GRANULARITIES = ("head", "ffn", "transformer-layer")      # Hugging Face encoders (prune.transformer)
+GRANULARITIES = ("element", "channel", "shape", "filter", "layer", *TRANSFORMER_GRANULARITIES)
 SCOPES = ("global", "local")
 SHAPE_PATTERNS = ("nm", "kernel", "column")
 
@@ -19,17 +20,21 @@ class PruneConfig:
     granularity: element (single weights, masked), channel / filter (physically removed through
         Torch-Pruning's dependency graph; channel ranks a channel by its whole coupled group, filter
         by the producing layer's own filters only), shape (N:M, kernel positions or im2col columns,
-        masked), layer (whole residual branches removed from the graph).
+        masked), layer (whole residual branches removed from the graph); on Hugging Face BERT-style
+        encoders and ViTs: head (attention heads), ffn (FFN intermediate units), transformer-layer
+        (whole encoder layers), physically removed and rebuilt from an updated config (``prune.transformer``).
     scope: global ranks every prunable unit of the network together; local prunes each layer
         (for layer granularity: each stage) by the same ratio.
     amount: fraction in [0, 1) to remove (channel ratio for channel/filter, weight fraction for
-        element/shape, fraction of removable blocks for layer).
+        element/shape, fraction of removable blocks for layer, of heads / FFN units for head / ffn, of
+        encoder layers for transformer-layer).
     """
 
     granularity: str = "channel"
     scope: str = "local"
     amount: float = 0.5
-    criterion: str = "l2"              # l1, l2, taylor, lamp, bn_scale, fpgm, random; layer also takes "measured"
+    criterion: str = "l2"              # l1, l2, taylor, lamp, bn_scale, fpgm, random; layer also takes "measured";
+    #                                    head / ffn / transformer-layer: l1, l2, taylor, random
     ignored: tuple[str, ...] = ()      # module names never pruned (their sub-modules too)
     targets: tuple[str, ...] = ()      # if given, prune only inside these modules (layer: these blocks)
     round_to: int | None = None        # keep channel counts a multiple of this (SIMD / NPU friendly)
@@ -60,6 +65,12 @@ class PruneConfig:
                 object.__setattr__(self, name, (value,))
             else:
                 object.__setattr__(self, name, tuple(value))
+        if self.granularity in TRANSFORMER_GRANULARITIES and self.criterion not in ("l2", "l1", "taylor", "random"):
+            raise ConfigError(f"criterion {self.criterion!r} cannot rank {self.granularity} units; choose one of: "
+                              "l2, l1, taylor, random")
+        if self.granularity in ("head", "transformer-layer") and self.round_to not in (None, 1):
+            raise ConfigError(f"round_to applies to channel counts and FFN widths, not to {self.granularity} "
+                              "pruning; leave it None")
         n, m = self.nm
         if not (isinstance(n, int) and isinstance(m, int) and 0 < n < m):
             raise ConfigError(f"nm must be (N, M) integers with 0 < N < M, e.g. (2, 4) (got {self.nm!r})")
