@@ -48,6 +48,9 @@ _EXPORTS: dict[str, str] = {
     "ThresholdConfig": ".compress.early_exit", "export_staged": ".compress.early_exit",
     "StagedExportConfig": ".compress.early_exit", "StagedRunner": ".compress.early_exit",
     "apply_mod": ".compress.mod", "MoDConfig": ".compress.mod",
+    "nas": ".compress.nas", "nas_worker": ".compress.nas", "NasConfig": ".compress.nas", "NasResult": ".compress.nas",
+    "SearchSpace": ".compress.nas", "load_chosen": ".compress.nas", "calibrate_predictor": ".compress.nas",
+    "PredictorConfig": ".compress.nas",
     "save_hf_folder": ".compress.prune.hf", "hidden_state_pairs": ".compress.prune.hf",
     "export_qnn": ".compress.quantize.qnn", "qnn_unsupported_ops": ".compress.quantize.qnn",
     # whole flows: multi-format export, recipes, the report

@@ -11,7 +11,7 @@ from .app import app, cli_message, console, err_console
 
 # Each stage adds its commands in its own module; importing it registers them on `app`.
 _COMMAND_MODULES = ("profile_cmd", "targets_cmd", "toolchain_cmd", "blocks_cmd", "qnn_cmd", "export_cmd", "prune_cmd",
-                    "quantize_cmd", "run_cmd", "report_cmd")
+                    "quantize_cmd", "nas_cmd", "run_cmd", "report_cmd")
 
 
 def _register() -> None:

@@ -15,6 +15,7 @@ from . import figures as fg
 from .html import badge, esc, key_values, nbytes, num, page, si, table
 from .rundir import RunRecord, StepRecord, load_run
 from . import adaptive as _adaptive  # noqa: F401  (registers the early-exit and MoD sections)
+from . import nas_section as _nas_section  # noqa: F401  (registers the NAS section: Pareto front)
 from .sections import Section, render_step
 from .variants import Variant, bench_rows, collect_variants, export_results, shipped_artifact
 
