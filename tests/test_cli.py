@@ -182,15 +182,6 @@ def test_debug_shows_the_exception(capsys):
         main(["profile", "digits-cnn", "--input", "1x1xAx16", "--debug"])
 
 
-@pytest.mark.slow
-def test_demo_trains_profiles_and_checks(capsys):
-    rc, out = _run(capsys, "demo", "--epochs", "4")
-    assert rc == 0
-    acc = float(re.search(r"test top-1 accuracy ([\d.]+)%", out).group(1))
-    assert acc >= 90.0
-    assert "DigitsCNN on cpu (fp32" in out and "DigitsCNN on myriadx (fp16" in out
-
-
 def test_check_an_onnx_file(capsys, factory_dir):
     import warnings
 

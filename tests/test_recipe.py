@@ -225,3 +225,16 @@ def test_mod_step_routes_tokens_and_the_routed_model_resumes(tmp_path):
 
     # the rebuilt model (tiny-vit + recorded mod transform + saved tensors) is the one the run evaluated
     assert top1["variant"] == "mod" and round(accuracy(routed, load_digits_data(16)), 3) == top1["top1"]
+
+
+def test_the_starting_model_carries_the_recipes_variant_name(tmp_path):
+    assert load_recipe("headbody").variant == "hw-aware" and load_recipe("digits").variant == "baseline"
+    recipe = _write(tmp_path, """\
+        model: digits-cnn
+        variant: student
+        input: 1x1x16x16
+        steps:
+          - profile: {}
+        """)
+    run = run_recipe(recipe, tmp_path / "run")
+    assert json.loads((run.run_dir / "01-profile" / "result.json").read_text())["variant"] == "student"

@@ -64,4 +64,4 @@ def test_report_shows_real_portraits_and_ssim_as_the_quality(gaze_run):
     assert {s["file"] for s in shots} >= {"gaze_astronaut.jpg", "gaze_grace_hopper.jpg"}
     assert html.count("data:image/jpeg;base64,") == len(shots)
     assert "astronaut: before | after" in html
-    assert " ssim</span>" in html and "identity_ssim" in html
+    assert " SSIM</span>" in html and "identity_ssim" in html

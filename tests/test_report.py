@@ -173,6 +173,24 @@ def test_report_is_one_offline_file_with_every_section_and_plot(report):
     assert html.count('<g class="node">') == 16                  # the exported ONNX: 14 nodes + input + output
 
 
+def test_summary_judges_every_checked_target_and_the_worst_wins(run_dir, tmp_path):
+    """Two targets checked: both headlines, lines tagged by target; one FAIL makes the run FAIL."""
+    from edgedeploy.report import load_run, overall_verdict
+
+    check = _result(run_dir, "check")
+    other = {**check, "target": "qualcomm-htp", "status": "FAIL",
+             "verdicts": [{**v, "status": "FAIL", "passed": False} if v["name"] == "memory" else v
+                          for v in check["verdicts"]]}
+    run = {"recipe": {}, "model": "digits-cnn", "target": "myriadx", "steps": [], "started": "t"}
+    write_step(run, tmp_path, "check", "baseline", check, 0.1)
+    write_step(run, tmp_path, "check", "baseline", other, 0.1)
+    status, head, lines = overall_verdict(load_run(finish_run(run, tmp_path)))
+    assert status == "FAIL"
+    assert head == ("digits-cnn on myriadx: meets every budget (7 checks at fp16); "
+                    "digits-cnn on qualcomm-htp: fails memory")
+    assert lines[0].startswith("myriadx: ") and any(x.startswith("qualcomm-htp: FAIL memory") for x in lines)
+
+
 def test_summary_states_the_verdict_the_shipped_hashes_and_the_host(run_dir, report):
     import hashlib
 

@@ -1,5 +1,5 @@
-"""CLI commands: ``profile``, ``check`` and ``demo`` (heavy imports stay inside each command); ``targets`` lives in
-``targets_cmd``."""
+"""CLI commands: ``profile``, ``check`` and ``demo`` (the shipped ``headbody`` recipe: case study 1 at small scale);
+heavy imports stay inside each command; ``targets`` lives in ``targets_cmd``."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -77,31 +77,20 @@ def check_cmd(
 
 @app.command("demo")
 def demo_cmd(
-    epochs: int = typer.Option(8, "--epochs", min=1, help="training epochs for the digits CNN"),
+    out: Path = typer.Option(Path("runs/demo"), "--out", "-o", help="run folder (default: runs/demo)"),
+    fresh: bool = typer.Option(False, "--fresh", help="run every step again (default: reuse unchanged steps)"),
 ) -> None:
-    """Train a small CNN on scikit-learn's real digits, then profile it and check it against cpu and myriadx."""
-    import torch
+    """Case study 1 at small scale (the shipped recipe ``headbody``, a few minutes on 2 cores): train the
+    hardware-aware head/body detector, profile it, check it against myriadx and qualcomm-htp, export ONNX,
+    OpenVINO IR (U8 input), the MyriadX blob and a QNN context binary, time and score it, write the report."""
+    from ..run.engine import run_recipe
 
-    from ..metrics.profile import profile
-    from ..metrics.render import profile_renderable
-    from ..targets.check import check
-    from ..zoo.digits import accuracy, digits_cnn, load_digits_data
-
-    torch.manual_seed(0)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)            # a tiny CNN: one thread is faster than several fighting for cores
-    try:
-        with console.status(f"training the digits CNN on scikit-learn's digits ({epochs} epochs)..."):
-            model = digits_cnn(pretrained=True, epochs=epochs)
-            data = load_digits_data()
-            acc = accuracy(model, data.x_test, data.y_test)
-    finally:
-        torch.set_num_threads(threads)
-    console.print(f"digits CNN: test top-1 accuracy [bold]{acc:.2f}%[/] on {len(data.y_test)} held-out real digits")
-    shape = (1, 1, 16, 16)
-    console.print(profile_renderable(profile(model, shape, precision="fp32", fps=30), compact=console.width < 130))
-    for name in ("cpu", "myriadx"):
-        console.print(check(model, name, input_shape=shape))
+    result = run_recipe("headbody", out, resume=not fresh, echo=lambda line: console.print(line, highlight=False))
+    console.print(result)
+    if result.report is not None:
+        console.print(f"report: [bold]{result.report}[/]", soft_wrap=True)
+    if not result.ok:
+        raise typer.Exit(1)
 
 
 def _print_report(report: Any, json_out: Path | None) -> None:

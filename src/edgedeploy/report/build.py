@@ -16,6 +16,7 @@ from .html import badge, esc, key_values, nbytes, num, page, si, table
 from .rundir import RunRecord, StepRecord, load_run
 from . import adaptive as _adaptive  # noqa: F401  (registers the early-exit and MoD sections)
 from . import nas_section as _nas_section  # noqa: F401  (registers the NAS section: Pareto front)
+from . import detection as _detection  # noqa: F401  (registers the detection evaluate section)
 from .sections import Section, render_step
 from .variants import Variant, bench_rows, collect_variants, export_results, shipped_artifact
 
@@ -64,31 +65,41 @@ def _has_numbers(v: Variant) -> bool:
 
 
 def overall_verdict(run: RunRecord) -> tuple[str, str, list[str]]:
-    """The run's status (the last check's, FAIL when a step failed), a headline, and the lines behind it."""
+    """The run's status (the worst of each target's last check; FAIL when a step failed), a headline, and the
+    lines behind it."""
     checks = run.of_kind("check")
     failed = [s for s in run.steps if s.status == "failed"]
     lines = [f"step {s.index} ({s.name}) failed: {s.error or 'no error recorded'}" for s in failed]
     if not checks:
         status = "FAIL" if failed else "UNKNOWN"
         return status, "no check step: the target's budgets were not verified", lines
-    c = checks[-1].data
+    last = {str(s.data.get("target")): s.data for s in checks}          # each target's last check, in order
+    judged = [_one_target(run.model, c, prefix=len(last) > 1) for c in last.values()]
+    statuses = [j[0] for j in judged]
+    status = "FAIL" if failed or "FAIL" in statuses else next((x for x in statuses if x != "PASS"), "PASS")
+    head = "; ".join(j[1] for j in judged)
+    if failed:
+        head += f"; {len(failed)} step(s) failed"
+    return status, head, [x for j in judged for x in j[2]] + lines
+
+
+def _one_target(model: str, c: dict[str, Any], prefix: bool) -> tuple[str, str, list[str]]:
+    """(status, headline, lines) of one check result; lines name the target when a run checks several."""
     verdicts = c.get("verdicts", [])
-    status = "FAIL" if failed else str(c.get("status", "UNKNOWN"))
     bad = [v for v in verdicts if v.get("status") == "FAIL"]
     unknown = [v for v in verdicts if v.get("status") == "UNKNOWN"]
-    who = f"{run.model} on {c.get('target')}"
+    who = f"{model} on {c.get('target')}"
     if bad:
         head = f"{who}: fails {', '.join(v['name'] for v in bad)}"
     elif unknown:
         head = f"{who}: fits every checked budget, but {', '.join(v['name'] for v in unknown)} could not be verified"
     else:
         head = f"{who}: meets every budget ({len(verdicts)} checks at {c.get('precision')})"
-    if failed:
-        head += f"; {len(failed)} step(s) failed"
+    tag = f"{c.get('target')}: " if prefix else ""
     numbers = " · ".join(t for t in (verdict_numbers(v) for v in verdicts) if t)
-    lines = ([numbers] if numbers else []) + [f"{v.get('status')} {v.get('name')}: {v.get('message')}"
-                                              for v in bad + unknown] + lines
-    return status, head, lines
+    lines = ([tag + numbers] if numbers else []) + [f"{tag}{v.get('status')} {v.get('name')}: {v.get('message')}"
+                                                    for v in bad + unknown]
+    return str(c.get("status", "UNKNOWN")), head, lines
 
 
 def verdict_numbers(v: dict[str, Any]) -> str:

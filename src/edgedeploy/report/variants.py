@@ -13,8 +13,9 @@ from typing import Any
 from .rundir import RunRecord, StepRecord
 
 BASELINE = "baseline"
-ACCURACY_KEYS = ("top1", "accuracy", "acc", "top-1", "map", "mAP", "f1", "ssim")
+ACCURACY_KEYS = ("top1", "accuracy", "acc", "top-1", "map50", "map", "mAP", "f1", "ssim")
 PERCENT_KEYS = ("top1", "accuracy", "acc", "top-1")
+UNIT_LABELS = {"map50": "% mAP@0.5", "map": "% mAP", "mAP": "% mAP", "ssim": "SSIM", "f1": "F1"}
 
 
 @dataclass
@@ -122,7 +123,7 @@ def collect_variants(run: RunRecord) -> list[Variant]:
                     v.accuracy, accuracy_rank[v.name] = float(value), rank
                     v.sources["accuracy"] = f"{s.kind} step {s.index}"
                     key = accuracy_key(evaluate_rows(s.data)[0] if s.kind == "evaluate" else s.data.get("metrics"))
-                    v.accuracy_unit = "%" if key in PERCENT_KEYS or key is None else key
+                    v.accuracy_unit = "%" if key in PERCENT_KEYS or key is None else UNIT_LABELS.get(key, key)
             elif value is not None and (getattr(v, field_name) is None or s.kind == "profile"):
                 setattr(v, field_name, value)
                 v.sources[field_name] = f"{s.kind} step {s.index}"

@@ -93,7 +93,8 @@ def _run(recipe: Recipe, run_dir: Path, resume: bool, echo: Any) -> RunResult:
         meta = _meta(recipe)
         failed = False
         chain = _hash({"model": recipe.model, "input": recipe.input, "data": recipe.data,
-                       "pretrained": recipe.pretrained, "target": recipe.target})
+                       "pretrained": recipe.pretrained, "target": recipe.target,
+                       **({"variant": recipe.variant} if recipe.variant != "baseline" else {})})
         for step in recipe.steps:
             chain = _hash({"prev": chain, "kind": step.kind, "options": step.options})
             if failed:
@@ -116,7 +117,7 @@ def _initial_state(recipe: Recipe, run_dir: Path) -> State:
 
     model = load_model(recipe.model, pretrained=recipe.pretrained)
     data = resolve(recipe.data, recipe.input, "train") if recipe.data is not None else None
-    return State(recipe=recipe, run_dir=run_dir, model=model, data=data,
+    return State(recipe=recipe, run_dir=run_dir, model=model, data=data, variant=recipe.variant,
                  baseline=model if recipe.pretrained else None)
 
 

@@ -61,6 +61,7 @@ class Recipe:
     pretrained: bool = False
     threads: int | None = None          # torch threads for the run (None: torch's default)
     name: str = "run"
+    variant: str = "baseline"           # what the run and the report call the starting model
     source: str = ""
     raw: dict[str, Any] = field(default_factory=dict)
 
@@ -69,8 +70,8 @@ class Recipe:
         return dict(self.raw)
 
 
-_TOP = {"name": str, "model": str, "input": str, "target": str, "data": str, "pretrained": bool, "threads": int,
-        "steps": list}
+_TOP = {"name": str, "model": str, "variant": str, "input": str, "target": str, "data": str, "pretrained": bool,
+        "threads": int, "steps": list}
 
 
 #: recipes that ship with edgedeploy, run by name (``edgedeploy run digits``)
@@ -142,7 +143,7 @@ def parse_recipe(raw: Any, source: str = "<recipe>", lines: dict[tuple[Any, ...]
             _train_options(raw["model"], step, bad)
     return Recipe(model=raw["model"], input=shape, steps=steps, target=raw.get("target"), data=raw.get("data"),
                   pretrained=bool(raw.get("pretrained", False)), threads=_threads(raw.get("threads"), bad),
-                  name=str(raw.get("name") or "run"), source=source,
+                  name=str(raw.get("name") or "run"), variant=str(raw.get("variant") or "baseline"), source=source,
                   raw=raw)
 
 
