@@ -120,7 +120,8 @@ def main() -> None:
     import torch
 
     from edgedeploy.targets.calibrate import predict
-    from edgedeploy.targets.calibration import Measurement, target_calibration
+    from edgedeploy.targets.calibration import Measurement
+    from edgedeploy.targets.calibration_store import target_calibration
     from edgedeploy.targets.target import Target
 
     ap = argparse.ArgumentParser()

@@ -14,12 +14,8 @@ from edgedeploy.targets.calibrate import (
     predict,
     read_measurements,
 )
-from edgedeploy.targets.calibration import (
-    Calibration,
-    Measurement,
-    read_calibration,
-    target_calibration,
-)
+from edgedeploy.targets.calibration import Calibration, Measurement, read_calibration
+from edgedeploy.targets.calibration_store import target_calibration
 from edgedeploy.targets.target import Target
 
 torch = pytest.importorskip("torch")

@@ -7,7 +7,8 @@ import pytest
 
 from edgedeploy.errors import ConfigError, TargetError
 from edgedeploy.metrics.types import EnergyEstimate, LayerStats, Profile
-from edgedeploy.targets.check import CheckReport, check, roofline
+from edgedeploy.targets.check import CheckReport, check
+from edgedeploy.targets.latency import roofline
 from edgedeploy.targets.target import Target, normalize_op
 
 

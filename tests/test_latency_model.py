@@ -10,13 +10,10 @@ import yaml
 
 from edgedeploy.errors import CalibrationError, ConfigError, TargetError
 from edgedeploy.metrics.types import EnergyEstimate, LayerStats, Profile
-from edgedeploy.targets.calibration import (
-    Calibration,
-    Measurement,
-    read_calibration,
-    target_calibration,
-)
-from edgedeploy.targets.check import check, roofline
+from edgedeploy.targets.calibration import Calibration, Measurement, read_calibration
+from edgedeploy.targets.calibration_store import target_calibration
+from edgedeploy.targets.check import check
+from edgedeploy.targets.latency import roofline
 from edgedeploy.targets.latency import OP_CLASSES, estimate_latency, op_class
 from edgedeploy.targets.target import PROFILES_DIR, Target, available_targets
 

@@ -79,7 +79,8 @@ def test_other_bad_input_is_one_line(tmp_path, capfd, argv, needle):
 
 
 def test_nas_calibrate_on_openvino_fits_the_cpu_model_and_judges_it(tmp_path, capfd, monkeypatch):
-    from edgedeploy.targets.calibration import read_calibration, target_calibration
+    from edgedeploy.targets.calibration import read_calibration
+    from edgedeploy.targets.calibration_store import target_calibration
     from edgedeploy.targets.target import Target
 
     monkeypatch.setenv("EDGEDEPLOY_CACHE", str(tmp_path / "cache"))

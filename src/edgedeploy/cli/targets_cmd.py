@@ -22,7 +22,7 @@ def targets_cmd(
     """List the shipped targets with their peak compute, bandwidth, memory and budgets."""
     if ctx.invoked_subcommand is not None:
         return
-    from ..targets.calibration import target_calibrations
+    from ..targets.calibration_store import target_calibrations
     from ..targets.render import targets_table
     from ..targets.target import Target, available_targets
 

@@ -20,13 +20,8 @@ from typing import Any
 import numpy as np
 
 from ..errors import CalibrationError, ConfigError
-from .calibration import (
-    Calibration,
-    LooRow,
-    Measurement,
-    save_calibration,
-    target_calibration,
-)
+from .calibration import Calibration, LooRow, Measurement
+from .calibration_store import save_calibration, target_calibration
 from .latency import OP_CLASSES, Features, Profiled, features, profile_model
 from .target import Target
 from .units import PRECISION_BITS

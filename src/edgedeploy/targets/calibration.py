@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -20,7 +19,6 @@ from typing import Any
 
 from ..errors import CalibrationError
 from ..metrics.types import Profile
-from .target import Target
 
 SCOPES = ("end-to-end", "layer")     # a whole inference as the target defines it, or one layer's device time
 _COEFF_EXTRA = ("per_layer_ms", "fixed_ms", "transfer", "spill")
@@ -228,7 +226,7 @@ def _read_cached(path_text: str, mtime: int) -> Calibration:
 
 def parse_calibration(data: Any, path: str | os.PathLike[str]) -> Calibration:
     """A Calibration from the mapping of a calibration file (errors name the file and the field)."""
-    from .latency import OP_CLASSES
+    from .units import OP_CLASSES
     from .units import PRECISION_BITS
 
     def bad(key: str, why: str) -> CalibrationError:
@@ -344,53 +342,3 @@ def _measurement(r: Any, where: str, bad: Any) -> Measurement:
                            str(r.get("label", "")), str(r.get("scope", "end-to-end")), r.get("fps"))
     except CalibrationError as exc:
         raise bad(where, str(exc).split(": ", 1)[-1]) from None
-
-
-# ------------------------------------------------------------------------------------------- where they live
-
-
-def cache_dir() -> Path:
-    """Where users' calibrations go: $EDGEDEPLOY_CACHE/calibrations (else ~/.cache/edgedeploy/calibrations)."""
-    from .._io import cache_root
-
-    return cache_root() / "calibrations"
-
-
-def host_key(cpu_model: str) -> str:
-    """A file-name-safe key for one CPU model."""
-    return re.sub(r"[^a-z0-9]+", "-", cpu_model.lower()).strip("-") or "unknown-cpu"
-
-
-def user_calibration_path(target: Target) -> Path:
-    """Where ``targets calibrate`` writes by default (host targets: one file per CPU model)."""
-    if target.extras.get("cpu_model"):
-        return cache_dir() / target.name / f"{host_key(str(target.extras['cpu_model']))}.yaml"
-    return cache_dir() / f"{target.name}.yaml"
-
-
-def target_calibration(target: Target) -> Calibration | None:
-    """The calibration ``target`` uses: the user's refit if there is one (for host targets only one made on this
-    CPU), else the one shipped with the target (its ``calibration`` field), else None (plain roofline)."""
-    user = user_calibration_path(target)
-    if user.is_file():
-        cal = read_calibration(user)
-        host = target.extras.get("cpu_model")
-        if cal.target == target.name and (host is None or cal.host == host):
-            return cal
-    shipped = target.extras.get("calibration")
-    return read_calibration(shipped) if shipped else None
-
-
-def target_calibrations() -> dict[str, Calibration | None]:
-    """Every shipped target's calibration as ``target_calibration`` finds it (None: plain roofline)."""
-    from .target import available_targets
-
-    return {name: target_calibration(Target.load(name)) for name in available_targets()}
-
-
-def save_calibration(cal: Calibration, target: Target, out: str | os.PathLike[str] | None = None) -> Path:
-    """Write ``cal`` to ``out``, or where ``target`` will find it (``user_calibration_path``); return the path."""
-    path = Path(out) if out is not None else user_calibration_path(target)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    cal.to_yaml(path)
-    return path

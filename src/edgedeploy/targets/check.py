@@ -8,7 +8,7 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..metrics.types import Profile
-from .report import CheckReport, LayerLatency, Verdict
+from .report import CheckReport, Verdict
 from .target import Target
 from .units import PRECISION_BITS
 
@@ -50,7 +50,7 @@ def check(model_or_profile: Any, target: Target | str | os.PathLike[str],
 def _latency(model: Any, input_shape: Any, prof: Profile, tgt: Target, precision: str) -> Any:
     """The target's calibrated latency estimate (plain roofline without a calibration); the model's output
     shapes are computed only when the calibration charges their transfer."""
-    from .calibration import target_calibration
+    from .calibration_store import target_calibration
     from .latency import _onnx_outputs, _torch_outputs, dilated_layers, estimate_from_profile
 
     cal = target_calibration(tgt)
@@ -109,15 +109,6 @@ def _ranges(model: Any, input_shape: Any, example_inputs: Any) -> list[Any] | No
         shapes = [input_shape] if all(isinstance(d, int) for d in input_shape) else list(input_shape)
         example = tuple(torch.randn(tuple(s), generator=torch.Generator().manual_seed(0)) for s in shapes)
     return activation_ranges(model, [example] + [xs for _, xs in varied_inputs(example)])
-
-
-def roofline(prof: Profile, target: Target, precision: str) -> list[LayerLatency]:
-    """Per-layer roofline: compute = (2*MACs + element-wise ops) / peak; memory = traffic / usable bandwidth.
-    The physics under every latency estimate (``targets.latency`` scales it per op class when calibrated)."""
-    peak = target.peak_ops_per_s[precision]
-    bandwidth = target.usable_bandwidth_gbps * 1e9
-    return [LayerLatency(name=r.name, op=r.op, compute_ms=1e3 * (2 * r.macs + r.elem_ops) / peak,
-                         memory_ms=1e3 * r.traffic_bytes / bandwidth) for r in prof.layers]
 
 
 def _profile_for(obj: Any, tgt: Target, input_shape: Any, precision: str | None,

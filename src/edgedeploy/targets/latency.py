@@ -23,15 +23,13 @@ from ..errors import ConfigError
 from ..metrics.types import LayerStats, Profile
 from .report import LayerLatency
 from .target import Target
-from .units import PRECISION_BITS, normalize_op
+from .units import OP_CLASSES, PRECISION_BITS, normalize_op
 
 if TYPE_CHECKING:
     from .calibration import Calibration
 
 #: Op classes (what a calibration's coefficient groups are made of), from the profiler's op names (torch module
 #: classes, functional aten ops, or ONNX op types, normalized by ``normalize_op``).
-OP_CLASSES = ("conv", "conv_s2", "conv_stem", "conv1x1", "depthwise", "grouped", "dilated", "deconv", "matmul", "bn", "relu", "leaky", "act",
-              "eltwise", "pool", "resize", "concat", "permute", "softmax", "reshape", "other")
 _BY_NAME = {
     "bn": "batchnorm1d batchnorm2d batchnorm batchnormalization",
     "relu": "relu relu6 hardtanh clamp clip threshold",
@@ -118,6 +116,15 @@ class Features:
     rows: tuple[tuple[LayerLatency, str, bool], ...] = field(repr=False, default=())
 
 
+def roofline(prof: Profile, target: Target, precision: str) -> list[LayerLatency]:
+    """Per-layer roofline: compute = (2*MACs + element-wise ops) / peak; memory = traffic / usable bandwidth.
+    The physics under every latency estimate (``targets.latency`` scales it per op class when calibrated)."""
+    peak = target.peak_ops_per_s[precision]
+    bandwidth = target.usable_bandwidth_gbps * 1e9
+    return [LayerLatency(name=r.name, op=r.op, compute_ms=1e3 * (2 * r.macs + r.elem_ops) / peak,
+                         memory_ms=1e3 * r.traffic_bytes / bandwidth) for r in prof.layers]
+
+
 def features(prof: Profile, target: Target, precision: str, fused: frozenset[str],
              output_shapes: list[tuple[int, ...]] | None = None, io_bytes: tuple[float, float] = (1.0, 2.0),
              onchip_bytes: float | None = None, dilated: frozenset[str] = frozenset()) -> Features:
@@ -125,8 +132,6 @@ def features(prof: Profile, target: Target, precision: str, fused: frozenset[str
     output element on the link; outputs default to the last layer's when not given). With ``onchip_bytes``
     (e.g. MyriadX's CMX), layers whose input + output activations do not fit there also count their DRAM
     traffic time as spill."""
-    from .check import roofline
-
     sums, compute = dict.fromkeys(OP_CLASSES, 0.0), dict.fromkeys(OP_CLASSES, 0.0)
     rows, executed, spill = [], 0, 0.0
     for stats, roof in zip(prof.layers, roofline(prof, target, precision)):
@@ -202,7 +207,7 @@ def estimate_latency(model_or_profile: Any, target: Target | str | os.PathLike[s
     target's own calibration (or ``calibration``); a target without one gives the plain roofline
     (``calibrated=False``). ``shaves``: MyriadX blobs compiled for another SHAVE count than the calibration's
     (SHAVE-run op classes scale with it)."""
-    from .calibration import target_calibration
+    from .calibration_store import target_calibration
 
     tgt = target if isinstance(target, Target) else Target.load(target)
     cal = calibration if calibration is not None else target_calibration(tgt)

@@ -2,11 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
-
-
-if TYPE_CHECKING:
-    from .target import Target
+from typing import Any
 
 _STATUS = {"PASS": "[green]PASS[/]", "FAIL": "[bold red]FAIL[/]", "UNKNOWN": "[yellow]UNKNOWN[/]",
            "info": "[dim]info[/]"}
@@ -95,7 +91,7 @@ def calibration_table(cal: Any) -> Any:
     return Group(coeffs, loo, *lines)
 
 
-def targets_table(targets: Iterable[Target]) -> Any:
+def targets_table(targets: Iterable[Any]) -> Any:
     """One row per target: precisions, peak compute, bandwidth and memory left to the model, budgets."""
     from rich.table import Table
 

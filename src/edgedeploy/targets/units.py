@@ -17,3 +17,7 @@ def normalize_op(op: str) -> str:
     if name.startswith("aten."):
         name = name[5:].split(".", 1)[0]
     return name.rstrip("_").replace("_", "").lower()
+
+#: the latency model's op classes (targets.latency.op_class sorts layers into them; calibrations fit one factor each)
+OP_CLASSES = ("conv", "conv_s2", "conv_stem", "conv1x1", "depthwise", "grouped", "dilated", "deconv", "matmul", "bn",
+              "relu", "leaky", "act", "eltwise", "pool", "resize", "concat", "permute", "softmax", "reshape", "other")

@@ -206,7 +206,8 @@ def calibrate_predictor(space: SearchSpace, config: PredictorConfig | None = Non
     from ..._io import output_lock
     from ...metrics.hostinfo import host_info
     from ...targets.calibrate import calibrate
-    from ...targets.calibration import Measurement, save_calibration
+    from ...targets.calibration import Measurement
+    from ...targets.calibration_store import save_calibration
     from ...targets.latency import estimate_from_profile
     from ...targets.target import Target
 
@@ -264,7 +265,7 @@ def host_structure(conditions: str) -> Any:
 
 
 def _current(target: Any) -> Any:
-    from ...targets.calibration import target_calibration
+    from ...targets.calibration_store import target_calibration
 
     return target_calibration(target)
 
