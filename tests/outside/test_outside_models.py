@@ -16,8 +16,9 @@ import torch
 
 import torchvision_absent
 
-torchvision_absent.install()
-timm = pytest.importorskip("timm")
+with torchvision_absent.absent():            # only while timm and facenet-pytorch import (see the module)
+    timm = pytest.importorskip("timm")
+    facenet_pytorch = pytest.importorskip("facenet_pytorch")
 timm.layers.set_fused_attn(False)          # explicit q @ k matmuls, which the independent counter sees too
 
 from edgedeploy.errors import EdgeDeployError  # noqa: E402
@@ -40,7 +41,7 @@ def _timm(name: str) -> tuple[torch.nn.Module, tuple[int, ...]]:
 
 
 def _mtcnn(name: str) -> tuple[torch.nn.Module, tuple[int, ...]]:
-    from facenet_pytorch import ONet, PNet, RNet
+    from facenet_pytorch import ONet, PNet, RNet   # imported at the top, beside the stand-in torchvision
 
     net, shape = {"pnet": (PNet, (1, 3, 48, 48)), "rnet": (RNet, (1, 3, 24, 24)), "onet": (ONet, (1, 3, 48, 48))}[name]
     return net(pretrained=True).eval(), shape          # the real weights shipped in the wheel

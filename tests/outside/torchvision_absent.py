@@ -2,17 +2,19 @@
 
 PyPI's torchvision wheels are CUDA builds: their native ops need libtorch_cuda, so ``import torchvision``
 fails here. timm and facenet-pytorch import it at module load for a few helpers (FrozenBatchNorm2d, image
-transforms, NMS) that the architectures under test never call. ``install()`` registers an import hook
+transforms, NMS) that the architectures under test never call. ``absent()`` registers an import hook
 that provides ``torchvision`` modules whose every attribute is a *refusal*: a class or function that raises
 ImportError naming the attribute the moment it is instantiated or called. Nothing is emulated, so a code
 path that really needs torchvision fails loudly instead of silently computing something else.
 """
 from __future__ import annotations
 
+import contextlib
 import importlib.abc
 import importlib.machinery
 import sys
 import types
+from collections.abc import Iterator
 from typing import Any
 
 MESSAGE = ("torchvision is not usable beside the CPU build of torch 2.13 (PyPI's wheels need CUDA); "
@@ -54,13 +56,22 @@ class _Finder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         return None
 
 
-def install() -> None:
-    """Register the refusing torchvision (once), unless a working torchvision is importable."""
-    if any(isinstance(f, _Finder) for f in sys.meta_path) or "torchvision" in sys.modules:
-        return
+@contextlib.contextmanager
+def absent() -> Iterator[None]:
+    """The refusing torchvision while the block imports timm / facenet-pytorch (unless a working torchvision is
+    importable); removed afterwards, so other libraries of the same process (transformers probes for
+    torchvision) never see it. The modules imported meanwhile keep their references to the stand-ins."""
     try:
         import torchvision  # noqa: F401
+        yield
         return
     except Exception:  # noqa: BLE001 - the CUDA wheel fails in several ways
         sys.modules.pop("torchvision", None)
-    sys.meta_path.insert(0, _Finder())
+    finder = _Finder()
+    sys.meta_path.insert(0, finder)
+    try:
+        yield
+    finally:
+        sys.meta_path.remove(finder)
+        for name in [n for n in sys.modules if n == "torchvision" or n.startswith("torchvision.")]:
+            del sys.modules[name]
