@@ -127,6 +127,7 @@ def predictor(work: Path) -> dict[str, Any]:
         first = [r["measured_ms"] for r in rep.rows]
         errs = [abs(b / a - 1) for a, b in zip(first, again)]
         out[rt] = {"held_out": len(rep.rows), "fit": rep.fit_rows, "within_10pct": rep.within_10pct,
+                   "structure": rep.structure, "loo_within_10pct_by_structure": rep.loo_within_10pct,
                    "kendall_tau": rep.kendall_tau, "mean_abs_error_pct": rep.mean_abs_error_pct,
                    "roofline": rep.roofline, "loo_band": rep.band, "seconds": seconds,
                    "retest_within_10pct": sum(e <= 0.1 for e in errs) / len(errs),

@@ -193,3 +193,33 @@ def test_shipped_qualcomm_calibration_is_reproducible():
 @pytest.mark.slow
 def test_shipped_myriadx_calibration_is_reproducible():
     _refit_matches_shipped("myriadx")
+
+
+def test_fit_recovers_per_group_layer_costs_and_kernel_split_classes():
+    # the host-runtime structure: 5x5 kernels in their own group (channel_block), one per-layer cost per group
+    from edgedeploy.targets.latency import OP_CLASSES
+
+    groups = {"conv": ("conv", "conv_s2", "conv_stem", "conv1x1", "matmul", "dilated"), "k5": ("conv_k5", "depthwise_k5"),
+              "dw": ("depthwise", "grouped")}
+    groups["rest"] = tuple(c for c in OP_CLASSES if c not in {c for g in groups.values() for c in g}
+                           | {"bn", "relu", "reshape"})
+    cfg = CalibrateConfig(groups=groups, compute_groups=("conv", "k5", "dw"), channel_block=16, per_layer_groups=True,
+                          ridge=0.0)
+    truth = {"conv": 3.0, "k5": 6.0, "dw": 1.5, "rest": 1.2, "per_layer_ms.conv": 0.004, "per_layer_ms.k5": 0.02,
+             "per_layer_ms.dw": 0.001, "per_layer_ms.rest": 0.002, "fixed_ms": 0.05}
+    from edgedeploy.targets.calibrate import _base
+
+    structure = _base(Target.load("cpu"), cfg)
+    assert structure.channel_block == 16 and structure.per_layer_groups
+    rows = [Measurement(ref, shape, 1.0, "synthetic", "test", "2026-11-30") for ref, shape in SMALL]
+    ys = predict(dataclasses.replace(structure, coefficients=truth), rows, "cpu")
+    rows = [dataclasses.replace(m, latency_ms=y) for m, y in zip(rows, ys)]
+    cal = calibrate("cpu", rows, cfg)
+    assert set(cal.coefficients) == set(truth)
+    for name, value in truth.items():
+        assert cal.coefficients[name] == pytest.approx(value, rel=1e-3), name
+    # without the channel block nothing is a k5 class: the same rows then leave the k5 group unexercised
+    plain = dataclasses.replace(structure, channel_block=None, coefficients=truth)
+    assert predict(plain, rows, "cpu") != pytest.approx(ys, rel=1e-3)
+    with pytest.raises(ConfigError, match="channel_block must be 0"):
+        CalibrateConfig(channel_block=1)

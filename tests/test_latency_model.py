@@ -13,8 +13,13 @@ from edgedeploy.metrics.types import EnergyEstimate, LayerStats, Profile
 from edgedeploy.targets.calibration import Calibration, Measurement, read_calibration
 from edgedeploy.targets.calibration_store import target_calibration
 from edgedeploy.targets.check import check
-from edgedeploy.targets.latency import roofline
-from edgedeploy.targets.latency import OP_CLASSES, estimate_latency, op_class
+from edgedeploy.targets.latency import (
+    OP_CLASSES,
+    channel_padding,
+    estimate_latency,
+    op_class,
+    roofline,
+)
 from edgedeploy.targets.target import PROFILES_DIR, Target, available_targets
 
 
@@ -223,3 +228,61 @@ def _profile224(model):
     from edgedeploy.metrics.profile import profile
 
     return profile(model, (1, 3, 224, 224), precision="fp16")
+
+
+def test_channel_blocks_kernel_split_and_per_group_layer_costs_by_hand(tmp_path):
+    # a host CPU's SIMD channel block (16 with AVX-512): 5x5 kernels are their own classes, work counts whole blocks
+    k5 = _row("k5", "Conv2d", macs=16 * 64 * 16 * 25)
+    assert op_class(k5) == "conv" and op_class(k5, block=16) == "conv_k5"
+    assert op_class(_row("k5s2", "Conv2d", macs=16 * 16 * 16 * 25, out=(1, 16, 4, 4)), block=16) == "conv_k5"
+    dw5 = _row("dw5", "Conv2d", macs=32 * 64 * 25, inp=(1, 32, 8, 8), out=(1, 32, 8, 8))
+    assert op_class(dw5) == "depthwise" and op_class(dw5, block=16) == "depthwise_k5"
+    assert op_class(_row("c3", "Conv2d", macs=16 * 64 * 16 * 9), block=16) == "conv"
+    ragged = _row("r", "Conv2d", macs=12 * 64 * 18 * 9, inp=(1, 18, 8, 8), out=(1, 12, 8, 8))
+    assert channel_padding(ragged, "conv", 16) == pytest.approx((16 / 12) * (32 / 18))
+    assert channel_padding(_row("few", "Conv2d", inp=(1, 8, 8, 8), out=(1, 24, 8, 8)), "conv", 16) == pytest.approx(
+        32 / 24)                                          # fewer input channels than a block: read unblocked
+    assert channel_padding(_row("dw", "Conv2d", inp=(1, 24, 8, 8), out=(1, 24, 8, 8)), "depthwise", 16) == \
+        pytest.approx(32 / 24)
+    assert channel_padding(_row("add", "add"), "eltwise", 16) == 1.0
+    # the estimate: factor x padded compute per class, plus each group's own per-layer cost
+    conv = _row("conv", "Conv2d", macs=24 * 64 * 16 * 9, out=(1, 24, 8, 8))
+    prof = _profile([conv, k5, _row("bn", "BatchNorm2d", traffic=10**6)])
+    tgt = Target(**{**TOY, "precisions": ("fp16",), "latency_budget_ms": (1.0, 30.0), "supported_ops": None})
+    groups = _groups(conv=("conv", "conv_s2"), big=("conv_k5",))
+    cal = _calibration(groups=groups, link_mb_s=None, channel_block=16, per_layer_groups=True, shaves=None,
+                       shave_groups=(),
+                       compute_groups=("conv", "big"),
+                       coefficients={"conv": 3.0, "big": 5.0, "rest": 1.0, "per_layer_ms.conv": 0.5,
+                                     "per_layer_ms.big": 0.25, "fixed_ms": 4.0})
+    est = estimate_latency(prof, tgt, calibration=cal)
+    roof = roofline(prof, tgt, "fp16")
+    assert est.compute_ms == pytest.approx(3.0 * roof[0].compute_ms * 32 / 24 + 5.0 * roof[1].compute_ms)
+    assert est.overhead_ms == pytest.approx(0.5 + 0.25 + 4.0)
+    assert [r.op_class for r in est.layers] == ["conv", "conv_k5", "bn"]
+    # the file keeps the structure and the per-group coefficients
+    again = read_calibration(_write(tmp_path / "blocked.yaml", cal))
+    assert (again.channel_block, again.per_layer_groups) == (16, True)
+    assert estimate_latency(prof, tgt, calibration=again).ms == pytest.approx(est.ms)
+    # a calibration whose groups predate the split classes loads and times them like their parents
+    old = {**cal.to_dict(), "model": {**cal.to_dict()["model"], "compute_groups": ["conv"],
+                                      "groups": {"conv": ["conv", "conv_s2"],
+                                                 "rest": [c for c in groups["rest"]
+                                                          if c not in ("conv_k5", "depthwise_k5")]}}}
+    old["coefficients"] = {k: v for k, v in old["coefficients"].items() if "big" not in k}
+    old_cal = read_calibration(_write_dict(tmp_path / "old.yaml", old))
+    assert old_cal.class_factors()["conv_k5"] == 3.0 and old_cal.class_layer_ms()["conv_k5"] == 0.5
+    assert "conv_k5" in old_cal.compute_classes
+    bad = {**old, "model": {**old["model"], "channel_block": 1}}
+    with pytest.raises(CalibrationError, match="'model.channel_block' must be an int >= 2"):
+        read_calibration(_write_dict(tmp_path / "bad.yaml", bad))
+
+
+def _write(path, cal):
+    cal.to_yaml(path)
+    return path
+
+
+def _write_dict(path, data):
+    path.write_text(yaml.safe_dump(data))
+    return path

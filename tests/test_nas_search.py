@@ -167,6 +167,9 @@ def test_latency_predictor_is_fitted_on_measurements_and_judged_on_held_out_ones
     predicted = [r["predicted_ms"] for r in report.rows]
     roofline = [r["roofline_ms"] for r in report.rows]
     assert report.calibrated and report.fit_rows == 8 and len(report.rows) == 6
+    # the structure is the candidate with the best leave-one-out on the fit rows (held-out rows never choose)
+    assert set(report.loo_within_10pct) == {"plain", "blocked"}
+    assert report.loo_within_10pct[report.structure] == max(report.loo_within_10pct.values())
     assert all(0 < m < 5 for m in measured) and all(p > 0 for p in predicted)
     assert (report.within_10pct, report.kendall_tau, report.mean_abs_error_pct) == pytest.approx(
         agreement(measured, predicted))

@@ -47,7 +47,7 @@ def load_model(ref: str, pretrained: bool = False, trust_pickle: bool = False) -
 
 
 #: architecture changes a model file may ask for, by kind (a file names a kind, never a function to run)
-TRANSFORMS = ("swap", "reparameterize", "mod")
+TRANSFORMS = ("swap", "reparameterize", "mod", "nas")
 
 
 def _transform(model: Any, t: Any, ref: str) -> Any:
@@ -64,6 +64,10 @@ def _transform(model: Any, t: Any, ref: str) -> Any:
             from .blocks.reparam import reparameterize
 
             return reparameterize(model, tuple(t["input"])).model
+        if kind == "nas":                     # the searched architecture replaces the source model entirely
+            from .compress.nas import Arch, build_model
+
+            return build_model(Arch.from_dict(t["arch"]))
         from .compress.mod import MoDConfig, apply_mod
 
         return apply_mod(model, MoDConfig(**t["config"])).model

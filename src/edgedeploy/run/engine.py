@@ -195,7 +195,9 @@ def _restore(step: Step, state: State, folder: Path, previous: dict[str, Any]) -
         state.model = load_model(str(folder / "model.pt"))
         if step.kind == "train":
             state.baseline = state.model
-    if previous.get("variant") and step.kind in ("swap", "reparameterize", "prune", "distill", "mod"):
+        if step.kind == "nas":                       # the searched architecture replaces the source model
+            state.transforms = [transform_of(step, state)]
+    if previous.get("variant") and step.kind in ("swap", "reparameterize", "prune", "distill", "mod", "nas"):
         state.variant = previous["variant"]
     if step.kind == "quantize":
         state.artifacts += [(previous["variant"], folder / a) for a in previous["artifacts"]]

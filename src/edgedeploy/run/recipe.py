@@ -29,6 +29,7 @@ STEP_OPTIONS: dict[str, tuple[str | None, tuple[str, ...]]] = {
     "bench": ("edgedeploy.runtime.api:BenchConfig", ("artifacts",)),
     "evaluate": (None, ()),
     "report": (None, ()),
+    "nas": ("edgedeploy.run.steps:NasStepConfig", ()),
 }
 STEPS = tuple(STEP_OPTIONS)
 

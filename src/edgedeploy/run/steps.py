@@ -61,7 +61,46 @@ def transform_of(step: Step, state: State) -> dict[str, Any]:
         return {"kind": "swap", "rules": list(step.options.get("rules") or ["stem-s2d"]), "input": list(state.shape)}
     if step.kind == "mod":
         return {"kind": "mod", "config": dataclasses.asdict(step.config)}
+    if step.kind == "nas":
+        return {"kind": "nas", "arch": dict(state.model.arch_dict)}
     return {"kind": step.kind, "input": list(state.shape)}
+
+
+@dataclass(frozen=True)
+class NasStepConfig:
+    """Options of the recipe step ``nas``: a NAS config YAML (default: ``NasConfig()``, the digits-sized space) and
+    overrides of it. The recipe's ``input`` fixes the candidates' resolution and channels, its ``data`` what they
+    train on."""
+
+    config: str | None = None
+    trials: int | None = None
+    epochs: int | None = None
+    final_epochs: int | None = None
+    sampler: str | None = None
+    seed: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.final_epochs is not None and self.final_epochs < 1:
+            raise ConfigError("step nas: final_epochs must be >= 1 (the chosen architecture becomes the run's "
+                              "model, so it is retrained)")
+        self.build(None)                                 # a bad config file or override fails at recipe load
+
+    def build(self, input_shape: tuple[int, ...] | None) -> Any:
+        """The NasConfig of the step, its space narrowed to ``input_shape`` (N x C x H x H) when given."""
+        import dataclasses
+
+        from ..compress.nas.config import NasConfig, load_config
+
+        over = {k: v for k in ("trials", "epochs", "final_epochs", "sampler", "seed")
+                if (v := getattr(self, k)) is not None}
+        cfg = load_config(self.config, **over) if self.config else dataclasses.replace(NasConfig(), **over)
+        if input_shape is None:
+            return cfg
+        if len(input_shape) != 4 or input_shape[2] != input_shape[3]:
+            raise ConfigError(f"step nas searches square images: the recipe's input must be NxCxHxH, got "
+                              f"{'x'.join(map(str, input_shape))}")
+        space = dataclasses.replace(cfg.space, resolution=(input_shape[2],), in_channels=input_shape[1])
+        return dataclasses.replace(cfg, space=space)
 
 
 def _torch(state: State, kind: str) -> Any:
@@ -196,6 +235,24 @@ def mod(step: Step, state: State, folder: Path) -> Outcome:
                                                      f"x{result.macs_ratio:.3f}", saves_model=True)
 
 
+def nas(step: Step, state: State, folder: Path) -> Outcome:
+    """Search architectures on the recipe's data (``compress.nas``); the chosen one, retrained, becomes the run's
+    model (the steps after it profile, check, export and time it)."""
+    from ..compress.nas import load_chosen
+    from ..compress.nas import nas as run
+
+    cfg = step.config.build(state.shape) if state.shape is not None else step.config.build(None)
+    result = run(cfg, out=folder / "search", train_data=state.recipe.data)
+    if result.chosen is None or result.final is None:
+        raise ConfigError(f"step nas: no trial of {cfg.trials} completed, so no architecture was chosen; raise "
+                          "trials or relax the constraints")
+    state.model, state.variant = load_chosen(folder / "search" / "best"), "nas"
+    state.transforms = [transform_of(step, state)]       # the source architecture is gone
+    final = result.final
+    return Outcome(result.to_dict(), "nas", headline=f"{final['arch']}: top-1 {final['accuracy']:.2f}%, "
+                                                      f"{len(result.pareto)} on the Pareto front", saves_model=True)
+
+
 def quantize(step: Step, state: State, folder: Path) -> Outcome:
     """Quantize the current model; the artifact joins the run's artifacts (bench, evaluate)."""
     import numpy as np
@@ -295,5 +352,5 @@ def report(step: Step, state: State, folder: Path) -> Outcome:
 RUNNERS: dict[str, Callable[[Step, State, Path], Outcome]] = {
     "train": train, "profile": profile, "check": check, "swap": swap, "reparameterize": reparameterize,
     "prune": prune, "distill": distill, "early_exit": early_exit, "mod": mod, "quantize": quantize,
-    "export": export, "bench": bench, "evaluate": evaluate, "report": report,
+    "export": export, "bench": bench, "evaluate": evaluate, "report": report, "nas": nas,
 }

@@ -54,6 +54,8 @@ class CalibrateConfig:
     shaves: int | None = None              # SHAVEs the measured blobs were compiled for (MyriadX)
     shave_groups: tuple[str, ...] | None = None     # groups run on SHAVEs (their time scales with 1 / shaves)
     per_layer: bool = True                 # fit a fixed cost per executed layer
+    per_layer_groups: bool | None = None   # ... one per group instead of one for all (host runtimes)
+    channel_block: int | None = None       # SIMD channel block of a host CPU (latency.features; 0: none)
     fixed: bool = True                     # fit a fixed cost per inference (end-to-end rows)
     conditions: str | None = None
     precision: str | None = None
@@ -64,6 +66,9 @@ class CalibrateConfig:
             raise ConfigError(f"CalibrateConfig.ridge must be >= 0 or None, got {self.ridge!r}")
         if self.precision is not None and self.precision not in PRECISION_BITS:
             raise ConfigError(f"CalibrateConfig.precision must be one of {', '.join(PRECISION_BITS)}")
+        if self.channel_block is not None and (isinstance(self.channel_block, bool) or not isinstance(
+                self.channel_block, int) or self.channel_block == 1 or self.channel_block < 0):
+            raise ConfigError(f"CalibrateConfig.channel_block must be 0 (none) or an int >= 2, got {self.channel_block!r}")
         if self.link_mb_s is not None and self.link_mb_s <= 0:
             raise ConfigError(f"CalibrateConfig.link_mb_s must be > 0, got {self.link_mb_s!r}")
         for name, classes in (self.groups or {}).items():
@@ -216,7 +221,11 @@ def _base(tgt: Target, cfg: CalibrateConfig) -> Calibration:
                              (current.compute_groups if current else
                               DEFAULT_COMPUTE_GROUPS if cfg.groups is None else ())),
         onchip_bytes=cfg.onchip_bytes if cfg.onchip_bytes is not None else (current.onchip_bytes if current else None),
-        host=str(host) if host else None, ridge=cfg.ridge if cfg.ridge is not None else 0.0)
+        host=str(host) if host else None, ridge=cfg.ridge if cfg.ridge is not None else 0.0,
+        channel_block=(cfg.channel_block or None) if cfg.channel_block is not None else
+        (current.channel_block if current else None),
+        per_layer_groups=cfg.per_layer_groups if cfg.per_layer_groups is not None else
+        (current.per_layer_groups if current else False))
 
 
 _PROFILES: dict[tuple[str, tuple[int, ...], str], Profiled] = {}
@@ -239,9 +248,12 @@ def _design(tgt: Target, base: Calibration, rows: list[Measurement], per_layer: 
             fixed: bool = True) -> _Design:
     """Rows x coefficients: what each coefficient multiplies for each measurement, and the prior."""
     prec = base.precision if base.precision in tgt.peak_ops_per_s else tgt.precisions[0]
-    extra = {"per_layer_ms": (per_layer, 0.0), "spill": (bool(base.onchip_bytes), 0.0),
+    split = per_layer and base.per_layer_groups
+    extra = {**{f"per_layer_ms.{g}": (split, 0.0) for g in base.groups},
+             "per_layer_ms": (per_layer and not split, 0.0), "spill": (bool(base.onchip_bytes), 0.0),
              "transfer": (bool(base.link_mb_s), 1.0), "fixed_ms": (fixed, 0.0)}
     names = list(base.groups) + [k for k, (on, _) in extra.items() if on]
+    group_of = base.group_of()                        # op class -> its group (split classes: their parent's)
     x, feats = [], []
     todo = sum(m.profile is None and (m.model, m.input_shape, base.precision) not in _PROFILES for m in rows)
     if todo > 2:                                      # profiling many models takes a while: show it
@@ -252,13 +264,16 @@ def _design(tgt: Target, base: Calibration, rows: list[Measurement], per_layer: 
         rows_iter = rows
     for m in rows_iter:
         prof, outs, dilated = measurement_profile(m, base.precision)
-        f = features(prof, tgt, prec, base.fused, outs, base.io_bytes, base.onchip_bytes, dilated)
+        f = features(prof, tgt, prec, base.fused, outs, base.io_bytes, base.onchip_bytes, dilated,
+                     base.channel_block)
         feats.append(f)
         end = m.scope == "end-to-end"
-        values = {"per_layer_ms": float(f.layers), "spill": f.spill_ms, "fixed_ms": 1.0 if end else 0.0,
+        executed = [cls for _, cls, _ in f.rows if cls not in base.fused and cls != "reshape"]
+        values = {**{f"per_layer_ms.{g}": float(sum(group_of.get(c) == g for c in executed)) for g in base.groups},
+                  "per_layer_ms": float(f.layers), "spill": f.spill_ms, "fixed_ms": 1.0 if end else 0.0,
                   "transfer": f.io_bytes / (base.link_mb_s * 1e3) if end and base.link_mb_s else 0.0}
-        x.append([sum((f.compute_ms if g in base.compute_groups else f.roofline_ms)[c] for c in classes)
-                  for g, classes in base.groups.items()] + [values[k] for k in names[len(base.groups):]])
+        x.append([sum((f.compute_ms if g in base.compute_groups else f.roofline_ms)[c]
+                      for c, cg in group_of.items() if cg == g) for g in base.groups] + [values[k] for k in names[len(base.groups):]])
     xa, y = np.array(x, dtype=float), np.array([m.latency_ms for m in rows], dtype=float)
     groups = len(base.groups)
     scale = float(np.median(y / np.maximum(xa[:, :groups].sum(1), 1e-12)))      # one-factor fit: the prior

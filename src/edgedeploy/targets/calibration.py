@@ -114,6 +114,8 @@ class Calibration:
     # throughput = k x 1000 / latency, k over the rows that publish both: (lowest, median, highest); None: k = 1
     # (one frame at a time). With several inference threads in flight a device delivers more frames than that.
     throughput: tuple[float, float, float] | None = None
+    channel_block: int | None = None              # SIMD channel block of a host CPU (see latency.features)
+    per_layer_groups: bool = False                # a per-layer cost per group (per_layer_ms.GROUP), not one
 
     @property
     def bounds(self) -> tuple[float, float]:
@@ -129,12 +131,25 @@ class Calibration:
             if shaves is not None and self.shaves and group in self.shave_groups:
                 k *= self.shaves / shaves
             out.update(dict.fromkeys(classes, k))
-        return out
+        return _inherit(out)
+
+    def group_of(self) -> dict[str, str]:
+        """The coefficient group of every op class (classes no group names take their parent's, see
+        ``units.CLASS_PARENT``)."""
+        return _inherit({c: g for g, classes in self.groups.items() for c in classes})
+
+    def class_layer_ms(self) -> dict[str, float]:
+        """Fixed cost (ms) of one executed layer of every op class: ``per_layer_ms``, or with ``per_layer_groups``
+        its group's ``per_layer_ms.GROUP``."""
+        base = self.coefficients.get("per_layer_ms", 0.0)
+        if not self.per_layer_groups:
+            return dict.fromkeys(self.group_of(), base)
+        return {c: self.coefficients.get(f"per_layer_ms.{g}", base) for c, g in self.group_of().items()}
 
     @property
     def compute_classes(self) -> frozenset[str]:
         """Op classes of the compute-bound groups."""
-        return frozenset(c for g in self.compute_groups for c in self.groups.get(g, ()))
+        return frozenset(c for c, g in self.group_of().items() if g in self.compute_groups)
 
     def transfer_ms(self, io_bytes: float) -> float:
         """Host <-> device time for ``io_bytes`` at the link rate times the fitted transfer factor."""
@@ -165,6 +180,10 @@ class Calibration:
             model["onchip_bytes"] = self.onchip_bytes
         if self.compute_groups:
             model["compute_groups"] = list(self.compute_groups)
+        if self.channel_block:
+            model["channel_block"] = self.channel_block
+        if self.per_layer_groups:
+            model["per_layer_groups"] = True
         out = {"target": self.target, "precision": self.precision, "fitted": self.fitted,
                "conditions": self.conditions, "model": model, "ridge": self.ridge,
                "coefficients": {k: round(float(v), 6) for k, v in self.coefficients.items()},
@@ -226,8 +245,7 @@ def _read_cached(path_text: str, mtime: int) -> Calibration:
 
 def parse_calibration(data: Any, path: str | os.PathLike[str]) -> Calibration:
     """A Calibration from the mapping of a calibration file (errors name the file and the field)."""
-    from .units import OP_CLASSES
-    from .units import PRECISION_BITS
+    from .units import CLASS_PARENT, OP_CLASSES, PRECISION_BITS
 
     def bad(key: str, why: str) -> CalibrationError:
         return CalibrationError(f"calibration file {path}: field {key!r} {why}")
@@ -258,6 +276,7 @@ def parse_calibration(data: Any, path: str | os.PathLike[str]) -> Calibration:
     if not isinstance(fused, list) or any(c not in OP_CLASSES for c in fused):
         raise bad("model.fused", f"must be a list of op classes ({', '.join(OP_CLASSES)}), got {fused!r}")
     covered = {c for classes in groups.values() for c in classes} | set(fused) | {"reshape"}
+    covered |= {c for c, parent in CLASS_PARENT.items() if parent in covered}
     missing = [c for c in OP_CLASSES if c not in covered]
     if missing:
         raise bad("model.groups", f"leaves op class(es) {', '.join(missing)} in no group and not fused: they would "
@@ -265,7 +284,7 @@ def parse_calibration(data: Any, path: str | os.PathLike[str]) -> Calibration:
     coeffs = data["coefficients"]
     if not isinstance(coeffs, dict):
         raise bad("coefficients", f"must map names to numbers, got {coeffs!r}")
-    unknown = sorted(set(coeffs) - set(groups) - set(_COEFF_EXTRA))
+    unknown = sorted(set(coeffs) - set(groups) - set(_COEFF_EXTRA) - {f"per_layer_ms.{g}" for g in groups})
     if unknown:
         raise bad(f"coefficients.{unknown[0]}", f"is neither a model group ({', '.join(groups)}) nor one of "
                                                 f"{', '.join(_COEFF_EXTRA)}")
@@ -276,6 +295,9 @@ def parse_calibration(data: Any, path: str | os.PathLike[str]) -> Calibration:
     shaves = model.get("shaves")
     if shaves is not None and (isinstance(shaves, bool) or not isinstance(shaves, int) or shaves < 1):
         raise bad("model.shaves", f"must be a positive int, got {shaves!r}")
+    block = model.get("channel_block")
+    if block is not None and (isinstance(block, bool) or not isinstance(block, int) or block < 2):
+        raise bad("model.channel_block", f"must be an int >= 2 (a CPU's SIMD channel block), got {block!r}")
     rows = data.get("measurements") or []
     if not isinstance(rows, list):
         raise bad("measurements", "must be a list of rows")
@@ -301,7 +323,15 @@ def parse_calibration(data: Any, path: str | os.PathLike[str]) -> Calibration:
         compute_groups=_group_list(model, "compute_groups", groups, bad),
         onchip_bytes=None if model.get("onchip_bytes") is None else number("model.onchip_bytes",
                                                                              model["onchip_bytes"], 1.0),
-        ridge=number("ridge", data.get("ridge", 0.0)), source=str(path))
+        ridge=number("ridge", data.get("ridge", 0.0)), source=str(path), channel_block=block,
+        per_layer_groups=bool(model.get("per_layer_groups", False)))
+
+
+def _inherit(by_class: dict[str, Any]) -> dict[str, Any]:
+    """``by_class`` plus the classes it lacks whose parent (``units.CLASS_PARENT``) it has, with the parent's value."""
+    from .units import CLASS_PARENT
+
+    return {**{c: by_class[p] for c, p in CLASS_PARENT.items() if c not in by_class and p in by_class}, **by_class}
 
 
 def _throughput(value: Any, bad: Any) -> tuple[float, float, float] | None:

@@ -6,9 +6,11 @@ published or measured latencies) multiplies each layer's roofline time by the fa
 on MyriadX's NCE runs at a fraction of peak, element-wise ops on its SHAVEs at a fraction of DRAM bandwidth, ...),
 adds a fixed cost per executed layer and per inference, and the host<->device transfer of the input and output
 tensors over the target's link (USB3 for an OAK camera). Ops the compiler folds into the previous convolution
-(BatchNorm, ReLU-like activations) cost nothing.
+(BatchNorm, ReLU-like activations) cost nothing. The per-layer cost is one number, or one per coefficient group
+(``per_layer_groups``: a host runtime's kernels differ in dispatch cost); a calibration with a ``channel_block``
+(a host CPU's SIMD width in channels) times convolutions on whole channel blocks and by kernel size.
 
-    time = sum_layers factor[class(layer)] * roofline(layer) + per_layer_ms * executed_layers
+    time = sum_layers factor[class(layer)] * roofline(layer) + per_layer_ms[group(layer)] * executed_layers
            + transfer * io_bytes / link_rate + fixed_ms
 """
 from __future__ import annotations
@@ -67,10 +69,43 @@ def _numel(shape: tuple[int, ...]) -> int:
     return n
 
 
-def op_class(row: LayerStats, dilated: frozenset[str] = frozenset()) -> str:
+def op_class(row: LayerStats, dilated: frozenset[str] = frozenset(), block: int | None = None) -> str:
     """The op class of one profile row (see ``OP_CLASSES``): convolutions by kernel, stride, groups and input
     channels read back from their MAC count and shapes (``dilated``: names of the rows whose convolution is
-    dilated, see ``dilated_layers``); everything else by op name."""
+    dilated, see ``dilated_layers``); everything else by op name. With ``block`` (a host CPU's SIMD channel block),
+    convolutions with 5 x 5 or larger kernels are ``conv_k5`` / ``depthwise_k5``: a CPU's direct-convolution
+    kernels run them at another speed per MAC than 3 x 3 ones."""
+    cls = _op_class(row, dilated)
+    if block and cls in _SPLIT and _kernel_area(row, cls) >= 25:
+        return _SPLIT[cls]
+    return cls
+
+
+_SPLIT = {"conv": "conv_k5", "conv_s2": "conv_k5", "conv_stem": "conv_k5", "depthwise": "depthwise_k5"}
+_CONV_CLASSES = frozenset({"conv", "conv_s2", "conv_stem", "conv1x1", "depthwise", "grouped", "conv_k5",
+                           "depthwise_k5"})
+
+
+def _kernel_area(row: LayerStats, cls: str) -> float:
+    """Kernel height x width of a convolution row, read back from its MACs per output element."""
+    per_out = row.macs / max(_numel(row.output_shapes[0]), 1)
+    return per_out if cls == "depthwise" else per_out / max(row.input_shapes[0][1], 1)
+
+
+def channel_padding(row: LayerStats, cls: str, block: int) -> float:
+    """Work a SIMD kernel computing whole blocks of ``block`` channels does on a convolution, over its MACs:
+    output channels rounded up to the block, and input channels too for a dense convolution with at least a block
+    of them (fewer are read unblocked)."""
+    if cls not in _CONV_CLASSES or not row.input_shapes or len(row.output_shapes[0]) < 3:
+        return 1.0
+    cin, cout = row.input_shapes[0][1], row.output_shapes[0][1]
+    pad = -(-cout // block) * block / cout
+    if cls not in ("depthwise", "depthwise_k5", "grouped") and cin >= block:
+        pad *= -(-cin // block) * block / cin
+    return pad
+
+
+def _op_class(row: LayerStats, dilated: frozenset[str]) -> str:
     name = normalize_op(row.op)
     if name in _DECONV:
         return "deconv"
@@ -127,15 +162,19 @@ def roofline(prof: Profile, target: Target, precision: str) -> list[LayerLatency
 
 def features(prof: Profile, target: Target, precision: str, fused: frozenset[str],
              output_shapes: list[tuple[int, ...]] | None = None, io_bytes: tuple[float, float] = (1.0, 2.0),
-             onchip_bytes: float | None = None, dilated: frozenset[str] = frozenset()) -> Features:
+             onchip_bytes: float | None = None, dilated: frozenset[str] = frozenset(),
+             block: int | None = None) -> Features:
     """Per-class roofline sums, executed layers and I/O bytes of ``prof`` (``io_bytes``: bytes per input and per
     output element on the link; outputs default to the last layer's when not given). With ``onchip_bytes``
     (e.g. MyriadX's CMX), layers whose input + output activations do not fit there also count their DRAM
-    traffic time as spill."""
+    traffic time as spill. With ``block`` (a host CPU's SIMD channel block) convolutions split by kernel size
+    (``op_class``) and their compute counts the padded channel blocks (``channel_padding``)."""
     sums, compute = dict.fromkeys(OP_CLASSES, 0.0), dict.fromkeys(OP_CLASSES, 0.0)
     rows, executed, spill = [], 0, 0.0
     for stats, roof in zip(prof.layers, roofline(prof, target, precision)):
-        cls = op_class(stats, dilated)
+        cls = op_class(stats, dilated, block)
+        if block and cls in _CONV_CLASSES:
+            roof = LayerLatency(roof.name, roof.op, roof.compute_ms * channel_padding(stats, cls, block), roof.memory_ms)
         if cls in fused or cls == "reshape":
             rows.append((roof, cls, False))
             continue
@@ -235,9 +274,11 @@ def estimate_from_profile(prof: Profile, tgt: Target, precision: str, cal: Calib
         raise ConfigError(f"shaves must be a positive int, got {shaves!r}")
     if precision != cal.precision:
         notes.append(f"calibrated at {cal.precision}; {precision} assumes the same efficiency at its peak rate")
-    feats = features(prof, tgt, precision, cal.fused, outputs, cal.io_bytes, cal.onchip_bytes, dilated)
+    feats = features(prof, tgt, precision, cal.fused, outputs, cal.io_bytes, cal.onchip_bytes, dilated,
+                     cal.channel_block)
     factor = cal.class_factors(shaves)
-    per_layer, spill = cal.coefficients.get("per_layer_ms", 0.0), cal.coefficients.get("spill", 0.0)
+    spill = cal.coefficients.get("spill", 0.0)
+    layer_ms, base_layer = cal.class_layer_ms(), cal.coefficients.get("per_layer_ms", 0.0)
     compute_only = cal.compute_classes
     layers = []
     for roof, cls, spills in feats.rows:
@@ -245,7 +286,7 @@ def estimate_from_profile(prof: Profile, tgt: Target, precision: str, cal: Calib
         memory = 0.0 if cls in compute_only else roof.memory_ms     # e.g. SHAVE-run deconvolution: MAC-bound
         layers.append(LayerLatency(roof.name, roof.op, roof.compute_ms, memory, op_class=cls,
                                    factor=factor.get(cls, 0.0) if executed else 0.0,
-                                   overhead_ms=(per_layer + (spill * roof.memory_ms if spills else 0.0))
+                                   overhead_ms=(layer_ms.get(cls, base_layer) + (spill * roof.memory_ms if spills else 0.0))
                                    if executed else 0.0))
     compute = sum(r.factor * max(r.compute_ms, r.memory_ms) for r in layers)
     per_layer = sum(r.overhead_ms for r in layers)

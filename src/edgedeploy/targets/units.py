@@ -20,4 +20,8 @@ def normalize_op(op: str) -> str:
 
 #: the latency model's op classes (targets.latency.op_class sorts layers into them; calibrations fit one factor each)
 OP_CLASSES = ("conv", "conv_s2", "conv_stem", "conv1x1", "depthwise", "grouped", "dilated", "deconv", "matmul", "bn",
-              "relu", "leaky", "act", "eltwise", "pool", "resize", "concat", "permute", "softmax", "reshape", "other")
+              "relu", "leaky", "act", "eltwise", "pool", "resize", "concat", "permute", "softmax", "reshape", "other",
+              "conv_k5", "depthwise_k5")
+#: op classes only a calibration with a ``channel_block`` produces (convolutions with kernels of 5 x 5 or more), and
+#: the class whose factor, group and timing they take in a calibration that does not name them
+CLASS_PARENT: Mapping[str, str] = MappingProxyType({"conv_k5": "conv", "depthwise_k5": "depthwise"})

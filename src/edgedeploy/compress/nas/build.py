@@ -86,6 +86,7 @@ class NasNet(nn.Module):
     def __init__(self, arch: Arch) -> None:
         super().__init__()
         self.arch_key = arch.key
+        self.arch_dict = arch.to_dict()               # what a saved run model records to rebuild it (modelref)
         a = arch
         if a.stem == "s2d":
             self.stem: nn.Module = SpaceToDepthStem(a.in_channels, a.stem_width, 2, kernel_size=1, act=a.act)
