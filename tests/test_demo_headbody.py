@@ -29,6 +29,9 @@ def test_demo_runs_the_case_study(capsys, tmp_path) -> None:
     blob = export["blob"]["details"]["blob"]
     assert blob["inputs"]["input"]["dtype"].startswith("U8") and blob["outputs"]["output"]["shape"] == [1, 6, 88, 320]
     assert export["qnn"]["details"]["context_bytes"] > 0 and export["qnn"]["details"]["vs_torch"]["agreement"] >= 0.9
+    dai = export["depthai"]["details"]                                # the pipeline and the decoding host script
+    assert dai["host_script"] == "detect_on_oak.py" and {"XLinkIn", "NeuralNetwork", "XLinkOut"} <= set(dai["nodes"])
+    assert (out / "05-export" / "detect_on_oak.py").is_file()
     rows = json.loads((out / "07-evaluate" / "result.json").read_text())["data"]["metrics"]
     torch_row, onnx_row, ir_row = rows
     # measured (300 steps, 24 held-out scenes): mAP@0.5 66.9, heads 80.6, bodies 53.2, far-head recall 81.8%

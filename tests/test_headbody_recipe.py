@@ -32,7 +32,7 @@ def test_shipped_recipe_validates() -> None:
     targets = [s.options.get("target", r.target) for s in r.steps if s.kind == "check"]
     assert targets == ["myriadx", "qualcomm-htp"]
     export = next(s for s in r.steps if s.kind == "export").config
-    assert set(export.to) == {"onnx", "openvino", "blob", "qnn"} and export.openvino.input_type == "u8"
+    assert set(export.to) == {"onnx", "openvino", "blob", "depthai", "qnn"} and export.openvino.input_type == "u8"
 
 
 def test_dataset_resolves_to_seeded_disjoint_splits(splits) -> None:

@@ -2,6 +2,8 @@
 training leaves weights on the float16 grid, and ``pretrained=`` caches by config hash (atomically)."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -118,3 +120,56 @@ def test_save_load_and_pretrained_cache(scenes, tmp_path, monkeypatch) -> None:
     files[0].write_bytes(b"corrupt")                                   # a broken cache entry is retrained
     with pytest.raises(AssertionError, match="cached weights"):
         pretrained_mod.pretrained("hw-aware", True, progress=False, **TINY)
+
+
+def test_weight_averaging_returns_the_running_mean(scenes) -> None:
+    cfg = TrainConfig(steps=5, batch_size=2, crop=(64, 96), warmup=1)
+    snapshots: list[dict[str, torch.Tensor]] = []
+    original = torch.optim.AdamW.step
+
+    def step_and_record(self, *a, **k):       # the weights after every optimizer step, to average by hand
+        out = original(self, *a, **k)
+        snapshots.append({k: v.detach().clone() for k, v in model.state_dict().items() if v.is_floating_point()})
+        return out
+
+    torch.manual_seed(0)
+    model = build("hw-aware", **TINY)
+    start = {k: v.detach().clone() for k, v in model.state_dict().items() if v.is_floating_point()}
+    mp = pytest.MonkeyPatch()
+    mp.setattr(torch.optim.AdamW, "step", step_and_record)
+    try:
+        train_detector(model, scenes, replace(cfg, ema=0.5), progress=False)
+    finally:
+        mp.undo()
+    expected = dict(start)
+    for n, snap in enumerate(snapshots, start=1):                     # decay min(0.5, (1 + n) / (10 + n))
+        d = min(0.5, (1 + n) / (10 + n))
+        expected = {k: d * expected[k] + (1 - d) * snap[k] for k in expected}
+    got = model.state_dict()
+    assert len(snapshots) == 5
+    assert all(torch.allclose(got[k], expected[k], atol=1e-6) for k in expected)
+    assert not torch.allclose(got["out.weight"], snapshots[-1]["out.weight"])      # not just the last weights
+    torch.manual_seed(0)
+    plain = build("hw-aware", **TINY)
+    train_detector(plain, scenes, cfg, progress=False)                    # ema=0: the last weights, as before
+    assert torch.equal(_params(plain), torch.cat([v.flatten() for v in snapshots[-1].values()]))
+    with pytest.raises(ConfigError, match="ema must be in"):
+        TrainConfig(ema=1.0)
+
+
+def test_pretrained_steps_and_ema_overrides(tmp_path, monkeypatch) -> None:
+    from edgedeploy.zoo.headbody.model import HeadBodyConfig
+
+    base = TrainConfig(steps=3, batch_size=2, crop=(64, 96))
+    arch = HeadBodyConfig.variant("hw-aware")
+    key = pretrained_mod.training_key
+    # weights trained before the ema option existed keep their cache key (ema off is not in the hash)
+    assert key(arch, base, 2, 0) == key(arch, replace(base, ema=0.0), 2, 0) != key(arch, replace(base, ema=0.9), 2, 0)
+    monkeypatch.setenv("EDGEDEPLOY_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setitem(pretrained_mod.BUDGETS, "demo", (base, 2))
+    model = pretrained_mod.pretrained("hw-aware", True, progress=False, steps=4, ema=0.9, **TINY)
+    assert model.train_summary["config"]["steps"] == 4 and model.train_summary["config"]["ema"] == 0.9
+    assert len(list((tmp_path / "cache" / "zoo" / "headbody").glob("*-demo-*.pt"))) == 1
+    saved = save_detector(model, tmp_path / "det.pt")
+    with pytest.raises(ConfigError, match=r"overrides \['steps'\] cannot apply to saved weights"):
+        pretrained_mod.pretrained("hw-aware", str(saved), steps=10)

@@ -15,7 +15,7 @@ _INPUT_TYPES = {None: (None, "FP32"), "f32": ("f32", "FP32"), "f16": ("f16", "FP
 def export_cmd(
     model: str = typer.Argument(..., help=MODEL_HELP),
     input: str | None = typer.Option(None, "--input", "-i", help=INPUT_HELP),  # noqa: A002
-    to: str = typer.Option("onnx,openvino", "--to", help="comma-separated: onnx, openvino, blob, qnn"),
+    to: str = typer.Option("onnx,openvino", "--to", help="comma-separated: onnx, openvino, blob, depthai, qnn"),
     out: Path = typer.Option(Path("build"), "--out", "-o", help="output folder (gets a manifest.json)"),
     exporter: str | None = typer.Option(None, "--exporter", help="ONNX exporter: dynamo or torchscript (default: "
                                         "dynamo for the ONNX artifact, torchscript at opset 13 for the blob)"),

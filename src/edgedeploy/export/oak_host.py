@@ -6,6 +6,7 @@ names the blob, its input size, precision and outputs. Needs: pip install "depth
 Usage:  python run_on_oak.py --source 0            (camera index)
         python run_on_oak.py --source video.mp4    (video file)
         python run_on_oak.py --source photo.jpg    (one image, sent --frames times)
+        python run_on_oak.py --source frames/      (an image folder, each image once)
 The pipeline is XLinkIn -> NeuralNetwork -> XLinkOut: frames are read and resized on the host.
 This file is also the module edgedeploy builds its pipelines with (``make_pipeline``), so both never differ.
 """
@@ -56,12 +57,25 @@ def make_pipeline(dai: Any, blob_path: str, width: int, height: int, channels: i
     return pipeline
 
 
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
+
+
 def read_frames(source, count):
-    """Yield up to ``count`` BGR uint8 frames from a camera index, a video file or one image."""
+    """Yield up to ``count`` BGR uint8 frames from a camera index, a video file, one image or an image folder."""
     import cv2
 
     path = Path(source)
-    if path.suffix.lower() in (".jpg", ".jpeg", ".png", ".bmp"):
+    if path.is_dir():                   # every image of the folder once, in name order
+        files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not files:
+            sys.exit(f"no {'/'.join(IMAGE_SUFFIXES)} images in folder {source}")
+        for p in files[:count]:
+            image = cv2.imread(str(p))
+            if image is None:
+                sys.exit(f"cannot read image {p}")
+            yield image
+        return
+    if path.suffix.lower() in IMAGE_SUFFIXES:
         image = cv2.imread(str(path))
         if image is None:
             sys.exit(f"cannot read image {source}")

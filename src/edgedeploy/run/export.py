@@ -20,7 +20,7 @@ from ..export.openvino import OpenVinoConfig
 from ..export.qnn import QnnConfig
 from ..export.result import ExportResult
 
-FORMATS = ("onnx", "openvino", "blob", "qnn")
+FORMATS = ("onnx", "openvino", "blob", "qnn", "depthai")
 
 
 @dataclass(frozen=True)
@@ -44,6 +44,9 @@ class ExportConfig:
         if unknown or not to:
             raise ConfigError(f"unknown export format(s) {unknown or list(self.to)}; choose from: {', '.join(FORMATS)}")
         object.__setattr__(self, "to", tuple(dict.fromkeys(to)))
+        if "depthai" in self.to and "blob" not in self.to:
+            raise ConfigError("--to depthai builds the DepthAI pipeline around the MyriadX blob: add blob "
+                              "(--to blob,depthai)")
         self.onnx_config()                       # validates exporter and opset now
         if self.name is not None:
             from ..export._common import safe_name
@@ -71,6 +74,7 @@ def export(model: Any, config: ExportConfig | None = None, *, input_shape: tuple
     config = config or ExportConfig()
     source, example, shape = _validate(model, config, input_shape, example_inputs, calibration)
     base = name or config.name or _default_name(source)
+    host = getattr(source, "write_depthai_host", None)       # a model's own host decoder (e.g. the detector's)
     source, note = _deploy_form(source, example)
     results: list[ExportResult] = []
     # all or nothing: every format is written into a staging folder and published once all are verified
@@ -85,6 +89,8 @@ def export(model: Any, config: ExportConfig | None = None, *, input_shape: tuple
             results.append(_openvino(source, onnx_path, example, config, stage, base))
         if "blob" in config.to:
             results.append(_blob(source, onnx_path, example, config, stage, base))
+        if "depthai" in config.to:
+            results.append(_depthai(results[-1], host, stage, base))
         if "qnn" in config.to:
             from ..compress.quantize.qnn import export_qnn
 
@@ -245,3 +251,20 @@ def _blob(source: Any, onnx_path: Path | None, example: Any, config: ExportConfi
                      f"{helper.details['opset']}): the MyriadX 2021.4 reader knows opsets <= 13")
     res = export_blob(onnx_path, config.blob, out=folder, name=base)
     return replace(res, warnings=tuple(notes) + res.warnings)
+
+
+def _depthai(blob: ExportResult, host: Any, folder: Path, base: str) -> ExportResult:
+    """The XLinkIn -> NeuralNetwork -> XLinkOut pipeline around the blob, built with depthai 2.x without a device:
+    its JSON (blob bytes as size + sha256), the generic ``run_on_oak.py`` and, for a model that has one
+    (``write_depthai_host``), its own host script that decodes and draws its outputs."""
+    from .._io import write_json_atomic
+    from ..export.depthai import build_depthai_pipeline
+
+    built = build_depthai_pipeline(blob.path)          # writes run_on_oak.py / .json beside the blob
+    pipeline = write_json_atomic(folder / f"{base}.depthai.json", built.summary)
+    files = [pipeline, blob.path.with_name("run_on_oak.py"), blob.path.with_name("run_on_oak.json")]
+    extra = tuple(host(blob.path)) if callable(host) else ()
+    details = {"nodes": list(built.nodes), "blob": blob.path.name, "inputs": built.inputs, "outputs": built.outputs,
+               "host_script": Path(extra[0]).name if extra else "run_on_oak.py"}
+    return ExportResult(path=pipeline, format="depthai", files=tuple(files) + tuple(Path(p) for p in extra),
+                        parity=None, op_histogram=dict(zip(built.nodes, [1] * len(built.nodes))), details=details)

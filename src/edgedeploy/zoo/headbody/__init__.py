@@ -7,7 +7,8 @@
   and the zoo factories (``zoo.create("headbody", variant=..., pretrained=...)``, ``headbody-hw``, ...);
 * ``postprocess``: host-side decode + NMS; ``evaluate``: COCO mAP and recall by distance;
 * ``tasks``: the recipe's dataset ``headbody`` and train/evaluate steps;
-* ``haar``: OpenCV's Haar cascades as the outside reference; ``overlay``: boxes on frames as PNG bytes.
+* ``haar``: OpenCV's Haar cascades as the outside reference; ``overlay``: boxes on frames as PNG bytes;
+* ``oak``: the host script for an OAK camera (``oak_detect.py``, written next to the blob's DepthAI pipeline).
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from .data import CATEGORIES, DISTANCE_BINS_FT, DetectionSet, ImageLabels
 from .evaluate import DetectionEval, EvalConfig, coco_map, evaluate, evaluate_detections, predict
 from .haar import HaarConfig, calibrate_haar, haar_detect
 from .model import INPUT_SHAPE, HeadBodyConfig, HeadBodyNet, build
+from .oak import write_oak_host
 from .overlay import OverlayConfig, detection_overlays, draw_detections
 from .postprocess import DecodeConfig, Detections, decode, nms
 from .weights import BUDGETS, headbody, heldout_scenes, load_detector, pretrained, save_detector
@@ -30,5 +32,5 @@ __all__ = [
     "detection_overlays", "detections_to_coco", "draw_detections", "evaluate", "evaluate_detections", "evaluate_task",
     "generate_scenes", "haar_detect", "headbody", "heldout_scenes", "load_coco", "load_detector", "nms", "predict",
     "pretrained", "render_scene", "save_coco", "save_detector", "scene_splits", "to_coco", "train_detector",
-    "train_task",
+    "train_task", "write_oak_host",
 ]

@@ -170,6 +170,13 @@ class HeadBodyNet(nn.Module):
             self.out.bias[NUM_CLASSES:] = 1.0
             self.out.weight.mul_(0.1)
 
+    def write_depthai_host(self, blob: Any) -> tuple[Any, ...]:
+        """Write the host script that decodes and draws this detector's boxes next to its DepthAI pipeline (what
+        ``export(..., to=[..., "blob", "depthai"])`` calls; see ``oak.py``)."""
+        from .oak import write_oak_host
+
+        return write_oak_host(blob)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
         if not torch.jit.is_tracing() and not torch.compiler.is_compiling() \
                 and (x.dim() != 4 or x.shape[1] != 1 or x.shape[-2] % 32 or x.shape[-1] % 32):

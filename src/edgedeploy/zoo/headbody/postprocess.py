@@ -4,6 +4,8 @@ Pure numpy (no torch), so the same function decodes ONNX Runtime / OpenVINO / De
 Peaks are cells equal to the max of their 3x3 neighbourhood (CenterNet's max-pool "NMS"); each peak's box is its
 cell centre minus/plus the exp of the regressed log distances to the left/top and right/bottom edges (in cells);
 a per-class greedy IoU NMS then removes the duplicates a large body can still produce.
+This file is also copied verbatim next to the DepthAI host script (``oak.py``), which imports it when edgedeploy
+is not installed on the camera host; there it needs only numpy.
 """
 from __future__ import annotations
 
@@ -12,8 +14,12 @@ from typing import Any
 
 import numpy as np
 
-from ...errors import ConfigError, ShapeError
-from .data import CATEGORIES
+try:
+    from ...errors import ConfigError, ShapeError
+    from .data import CATEGORIES
+except ImportError:     # a verbatim copy beside a DepthAI host script (detect_on_oak.py): numpy only, no edgedeploy
+    ConfigError = ShapeError = ValueError        # type: ignore[misc, assignment]
+    CATEGORIES = ("head", "body")
 
 NUM_CLASSES = len(CATEGORIES)
 

@@ -4,7 +4,8 @@ Each step draws ``batch_size`` crops (mostly centred on a person, with scale jit
 jitter) from the training frames, encodes CenterNet targets and takes an AdamW step under a warm-up + cosine
 schedule. Optionally the last ``fp16_fraction`` of the steps run FP16-aware (weights and activations rounded to
 float16 in the forward pass, straight-through; ``edgedeploy.compress.quantize.fp16_training``), so what the
-MyriadX computes in FP16 is what was trained.
+MyriadX computes in FP16 is what was trained. ``ema`` > 0 keeps an exponential moving average of the weights and
+returns it instead of the last step's weights (it does not change the optimisation itself).
 """
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ from .targets import detection_loss, encode
 @dataclass(frozen=True)
 class TrainConfig:
     """Steps, batch of crops (crop H x W, multiples of 32), AdamW lr / weight decay, scale jitter, FP16-aware
-    fraction of the final steps (0 = off), torch threads, seed."""
+    fraction of the final steps (0 = off), torch threads, seed, weight-averaging decay (0 = off)."""
 
     steps: int = 400
     batch_size: int = 16
@@ -39,6 +40,7 @@ class TrainConfig:
     fp16_fraction: float = 0.0
     threads: int = 1
     seed: int = 0
+    ema: float = 0.0                       # decay of an exponential moving average of the weights (0 = off)
 
     def __post_init__(self) -> None:
         if not isinstance(self.steps, int) or self.steps < 1 or self.batch_size < 1:
@@ -54,6 +56,8 @@ class TrainConfig:
         if not 0 <= self.fp16_fraction <= 1 or not 0 <= self.person_centred <= 1:
             raise ConfigError("fp16_fraction and person_centred must be in [0, 1] "
                               f"(got {self.fp16_fraction}, {self.person_centred})")
+        if not 0 <= self.ema < 1:
+            raise ConfigError(f"ema must be in [0, 1) (0 = off; e.g. 0.999), got {self.ema}")
         if not isinstance(self.threads, int) or self.threads < 1:
             raise ConfigError(f"threads must be an int >= 1 (got {self.threads!r})")
 
@@ -153,6 +157,26 @@ def _lr(step: int, cfg: TrainConfig) -> float:
     return cfg.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * frac)))
 
 
+class _WeightAverage:
+    """Exponential moving average of a model's floating-point parameters and buffers (Polyak averaging), with the
+    usual warm-up ``min(decay, (1 + n) / (10 + n))`` so the first steps' random weights fade out quickly."""
+
+    def __init__(self, model: nn.Module, decay: float) -> None:
+        self.decay, self.updates = decay, 0
+        self.shadow = {k: v.detach().clone() for k, v in model.state_dict().items() if v.is_floating_point()}
+
+    @torch.no_grad()
+    def update(self, model: nn.Module) -> None:
+        self.updates += 1
+        d = min(self.decay, (1 + self.updates) / (10 + self.updates))
+        for k, v in model.state_dict().items():
+            if k in self.shadow:
+                self.shadow[k].mul_(d).add_(v.detach(), alpha=1 - d)
+
+    def copy_to(self, model: nn.Module) -> None:
+        model.load_state_dict({**model.state_dict(), **self.shadow})
+
+
 def _freeze_bn(model: nn.Module) -> None:
     for m in model.modules():
         if isinstance(m, nn.modules.batchnorm._BatchNorm):
@@ -183,6 +207,7 @@ def train_detector(model: nn.Module, train_data: DetectionSet, config: TrainConf
     t0, cpu0 = time.perf_counter(), time.process_time()
     fp16_ctx: Any = contextlib.nullcontext()
     bar = _progress(progress, cfg.steps)
+    average = _WeightAverage(model, cfg.ema) if cfg.ema > 0 else None
     try:
         model.train()
         with bar as prog:
@@ -202,6 +227,8 @@ def train_detector(model: nn.Module, train_data: DetectionSet, config: TrainConf
                 loss.backward()
                 nn.utils.clip_grad_norm_(model.parameters(), 10.0)
                 opt.step()
+                if average is not None:
+                    average.update(model)
                 losses.append(parts["loss"])
                 for k, v in parts.items():
                     acc[k] = acc.get(k, 0.0) + v
@@ -216,6 +243,8 @@ def train_detector(model: nn.Module, train_data: DetectionSet, config: TrainConf
             fp16_ctx.__exit__(None, None, None)
         torch.set_num_threads(prev_threads)
         model.eval()
+    if average is not None:
+        average.copy_to(model)                 # the averaged weights are the result
     return TrainResult(model, rows, time.perf_counter() - t0, cfg, fp16_steps=cfg.steps - fp16_from, losses=losses,
                        meta={"cpu_seconds": round(time.process_time() - cpu0, 2)})
 

@@ -4,8 +4,12 @@ config, scene config and seeds, torch version).
 
 Budgets (CPU time on one core, measured): ``"demo"`` = 300 steps on 120 scenes (hw-aware 47 s, baseline 83 s, plus
 about 6 s of scene generation), what ``make demo`` uses; ``"bench"`` = 2000 steps on 400 scenes (hw-aware 292 s,
-baseline about 560 s), behind ``benchmarks/bench_headbody.py``; ``"bench-long"`` = 4000 steps (hw-aware 616 s:
-the baseline's "bench" training compute, for an equal-compute comparison). The cache lives under
+baseline about 560 s); ``"bench-long"`` = 4000 steps (hw-aware 616 s). ``"bench-tall"`` (10 full-height 352x224
+crops a step) and ``"bench-wide"`` (8 crops of 256x384) show a step as many pixels as "bench" (16 x 192x256) but
+whole near bodies (up to ~300 px tall), which 192-px crops cut: baseline 2000 steps 479 s / 479 s CPU,
+hw-aware 3600 steps (the same CPU time) 489 s / 477 s. On 180 held-out scenes, mAP@0.5: baseline bench 93.2,
+tall 94.7; hw-aware (3600 steps) tall 93.5, wide 93.9, bench-long (4000 steps) 92.1. ``benchmarks/bench_headbody.py``
+compares the variants at equal training CPU time. The cache lives under
 ``edgedeploy._io.cache_root()/zoo/headbody/``; files are written atomically and loaded with ``weights_only=True``.
 A corrupt cache file is retrained and replaced.
 
@@ -38,6 +42,8 @@ BUDGETS: dict[str, tuple[TrainConfig, int]] = {
     "demo": (TrainConfig(steps=300), 120),
     "bench": (TrainConfig(steps=2000), 400),
     "bench-long": (TrainConfig(steps=4000), 400),   # hw-aware at about the baseline's "bench" CPU time
+    "bench-tall": (TrainConfig(steps=2000, batch_size=10, crop=(352, 224)), 400),
+    "bench-wide": (TrainConfig(steps=2000, batch_size=8, crop=(256, 384)), 400),
 }
 TRAIN_SCENE_SEED = 0
 TEST_SCENE_SEED = 1
@@ -57,7 +63,10 @@ def heldout_scenes(n: int = 60, seed: int = TEST_SCENE_SEED) -> Any:
 def training_key(arch: HeadBodyConfig, train: TrainConfig, n_scenes: int, scene_seed: int) -> str:
     """Hex digest of everything that decides the trained weights."""
     fields = {k: v for k, v in arch.to_dict().items() if k != "name"}      # names are cosmetic
-    blob = json.dumps({"arch": fields, "train": asdict(train), "scenes": asdict(SceneConfig()),
+    train_fields = asdict(train)
+    if not train_fields["ema"]:
+        del train_fields["ema"]         # EMA off: the key of weights trained before the option existed
+    blob = json.dumps({"arch": fields, "train": train_fields, "scenes": asdict(SceneConfig()),
                        "n_scenes": n_scenes, "scene_seed": scene_seed, "version": CACHE_VERSION,
                        "torch": torch.__version__.split("+")[0]}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()
@@ -95,19 +104,23 @@ def load_detector(path: str | os.PathLike[str]) -> HeadBodyNet:
 
 
 def pretrained(variant: str, budget: bool | str = True, seed: int = 0, fp16: bool = False,
-               progress: bool = True, **overrides: Any) -> HeadBodyNet:
+               progress: bool = True, steps: int | None = None, ema: float | None = None,
+               **overrides: Any) -> HeadBodyNet:
     """The variant trained with the named budget (True = "demo"), from the cache when it is there; a path to a
-    ``save_detector`` file loads that instead. ``fp16=True`` runs the last 15% of the steps FP16-aware."""
+    ``save_detector`` file loads that instead. ``fp16=True`` runs the last 15% of the steps FP16-aware; ``steps``
+    and ``ema`` replace the budget's step count and weight-averaging decay (e.g. for an equal-CPU-time run)."""
     if isinstance(budget, (str, os.PathLike)) and str(budget) not in BUDGETS:
         if Path(budget).suffix in (".pt", ".pth") or Path(budget).exists():
-            if overrides:
-                raise ConfigError(f"architecture overrides {sorted(overrides)} cannot apply to saved weights "
-                                  f"{budget}; the file stores its own architecture")
+            given = sorted(overrides) + ["steps"] * (steps is not None) + ["ema"] * (ema is not None)
+            if given:
+                raise ConfigError(f"overrides {given} cannot apply to saved weights {budget}; the file stores its "
+                                  "own architecture and was trained already")
             return load_detector(budget)
         raise ConfigError(f"pretrained={budget!r}: use True, one of {list(BUDGETS)} or a saved detector path")
     name = "demo" if budget is True else str(budget)
     train_cfg, n_scenes = BUDGETS[name]
-    train_cfg = replace(train_cfg, seed=seed, fp16_fraction=0.15 if fp16 else 0.0)
+    train_cfg = replace(train_cfg, seed=seed, fp16_fraction=0.15 if fp16 else 0.0,
+                        steps=train_cfg.steps if steps is None else steps, ema=train_cfg.ema if ema is None else ema)
     arch = HeadBodyConfig.variant(variant, **overrides)
     key = training_key(arch, train_cfg, n_scenes, TRAIN_SCENE_SEED)
     path = cache_root() / "zoo" / "headbody" / f"{arch.name}-{name}-{key[:16]}.pt"
