@@ -28,11 +28,9 @@ from typing import Any
 
 import numpy as np
 
-HERE = Path(__file__).resolve().parent
-if str(HERE) not in sys.path:
-    sys.path.insert(0, str(HERE))
+import run_on_oak as oak  # the generic host script beside this one (Python puts a script's folder on sys.path)
 
-import run_on_oak as oak  # noqa: E402  (the generic host script beside this one: pipeline, frames, tensors)
+HERE = Path(__file__).resolve().parent
 
 try:
     from edgedeploy.zoo.headbody.postprocess import DecodeConfig, decode
