@@ -4,6 +4,7 @@ too and a new one resumes the study. Every trial ends complete, pruned, or faile
 An embedded (SQLite) run killed mid-trial resumes from its folder the same way."""
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -59,17 +60,43 @@ def _kill_mid_trial(proc: subprocess.Popen, study: str, url: str, timeout: float
     while time.time() < deadline:
         trials = study_trials(study, url)
         done = sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
-        mine = [t for t in trials if t.state == TrialState.RUNNING
-                and t.user_attrs.get("worker", "").endswith(f":{proc.pid}")
-                and t.datetime_start is not None and time.time() - t.datetime_start.timestamp() > 0.1]
+        mine = [t for t in _running(trials, proc) if time.time() - t.datetime_start.timestamp() > 0.1]
         if mine and done >= after:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait()
-            return mine[0].number
+            # freeze the worker, then read its trial again: only one still running is killed mid-trial (a trial
+            # can finish between the read above and the kill)
+            os.kill(proc.pid, signal.SIGSTOP)
+            orphans = _running(study_trials(study, url), proc)
+            if orphans:
+                os.kill(proc.pid, signal.SIGKILL)
+                proc.wait()
+                return orphans[0].number
+            os.kill(proc.pid, signal.SIGCONT)
         if proc.poll() is not None:
             raise AssertionError(f"worker {proc.pid} exited (code {proc.returncode}) before it could be killed")
         time.sleep(0.05)
     raise AssertionError("no running trial to kill")
+
+
+def _sqlite_has_study(path: Path, study: str) -> bool:
+    """True once the run has created ``study`` in its SQLite file, read without Optuna: opening an RDBStorage
+    while the run still creates the schema races it for the schema version row."""
+    import sqlite3
+
+    if not path.exists():
+        return False
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=1)) as db:
+            return db.execute("SELECT 1 FROM studies WHERE study_name = ?", (study,)).fetchone() is not None
+    except sqlite3.Error:                       # no tables yet, or locked by the writer
+        return False
+
+
+def _running(trials: list, proc: subprocess.Popen) -> list:
+    """The trials ``proc`` is running, as the storage records them."""
+    from optuna.trial import TrialState
+
+    return [t for t in trials if t.state == TrialState.RUNNING and t.datetime_start is not None
+            and t.user_attrs.get("worker", "").endswith(f":{proc.pid}")]
 
 
 def _no_trial_lost(trials: list, budget: int, killed: list[int]) -> None:
@@ -122,7 +149,7 @@ def test_killed_embedded_run_resumes_from_its_folder(tmp_path):
     a = _cli("nas", "run", str(cfg), "--out", str(out), "--no-report", log=tmp_path / "a.log")
     url = f"sqlite:///{out / 'study.db'}"
     deadline = time.time() + 120
-    while not (out / "study.db").exists() and time.time() < deadline:
+    while not _sqlite_has_study(out / "study.db", "local") and time.time() < deadline:
         assert a.poll() is None, (tmp_path / "a.log").read_text()
         time.sleep(0.2)
     killed = _kill_mid_trial(a, "local", url, after=1)
