@@ -54,25 +54,6 @@ def prune_minilm(dense: Any, tok: Any, train: tuple[str, ...], layers: int = 2, 
     return model, steps
 
 
-def distill_minilm(student: Any, teacher: Any, tok: Any, train: tuple[str, ...], epochs: int, lr: float) -> Any:
-    """Label-free recovery: cosine to the teacher's sentence embedding + token MSE of the last hidden state."""
-    from edgedeploy.compress.distill import DistillConfig, distill
-    from edgedeploy.compress.prune import hf
-    from edgedeploy.zoo.sentences import tokenize
-
-    order = sorted(range(len(train)), key=lambda i: len(train[i]))       # similar lengths per batch: less padding
-
-    def batches(epoch: int) -> list[dict[str, Any]]:
-        chunks = [order[i:i + 32] for i in range(0, len(order), 32)]
-        np.random.default_rng(epoch).shuffle(chunks)
-        return [tokenize(tok, [train[j] for j in c], 64) for c in chunks]
-
-    cfg = DistillConfig(output_loss="cosine", alpha=1.0, hidden_pairs=hf.hidden_state_pairs(student)[-1:],
-                        epochs=epochs, lr=lr, dropout=False, cache_teacher=epochs > 1 and len(train) <= 10000)
-    res = distill(student, teacher, batches, cfg)
-    return res.model, res.history
-
-
 def export(model: Any, tok: Any, out: Path, name: str) -> tuple[Path, float]:
     """The model with mean pooling + L2 norm as ONNX (dynamic batch and sequence); returns path and parity."""
     from edgedeploy.zoo.sentences import export_encoder, tokenize
@@ -131,6 +112,7 @@ def main() -> None:
     from edgedeploy.compress.quantize import QuantConfig, quantize
     from edgedeploy.runtime import load
     from edgedeploy.zoo import sentences as S
+    from edgedeploy.zoo.encoder_recovery import RecoveryConfig, recover_encoder
     from edgedeploy.zoo.minilm import model_dir
 
     ap = argparse.ArgumentParser()
@@ -141,6 +123,9 @@ def main() -> None:
     ap.add_argument("--heads", type=float, default=0.5, help="fraction of attention heads to remove per layer")
     ap.add_argument("--ffn", type=float, default=0.5, help="fraction of FFN units to remove per layer")
     ap.add_argument("--tag", default="", help="suffix of the results file (bench_transformer_prune<tag>.json)")
+    ap.add_argument("--train-threads", type=int, default=os.cpu_count() or 1, help="torch threads while distilling")
+    ap.add_argument("--hidden", default="last", choices=("last", "all", "none"),
+                    help="hidden-state pairs distilled besides the sentence embedding")
     ap.add_argument("--more-text", action="store_true",
                     help="also distill on the docstrings of installed libraries (zoo.sentences.LIBRARIES)")
     args = ap.parse_args()
@@ -158,15 +143,17 @@ def main() -> None:
                                             "rewrites": len(sset.queries), "context_pairs": len(sset.context_queries),
                                             "train_sentences": len(sset.train)}}
     pruned, results["prune_steps"] = prune_minilm(dense, tok, sset.train, args.layers, args.heads, args.ffn)
-    train = sset.train[:1000] if args.quick else sset.train
-    if args.more_text:
-        train = train + S.library_sentences(sset)
-    results["distill_sentences"] = len(train)
-    print(f"# distilling on {len(train)} sentences, {epochs} epoch(s), lr {args.lr}")
-    t0 = time.perf_counter()
-    distilled, history = distill_minilm(pruned, dense, tok, train, epochs, args.lr)
-    results["distill"] = {"seconds": time.perf_counter() - t0, "history": history}
-    print(f"# distilled {epochs} epoch(s) in {results['distill']['seconds']:.0f} s")
+    rcfg = RecoveryConfig(epochs=epochs, lr=args.lr, more_text=args.more_text, hidden=args.hidden,
+                          limit=1000 if args.quick else None, n_eval=len(sset.sentences), n_pairs=len(sset.queries))
+    print(f"# distilling {epochs} epoch(s), lr {args.lr}, hidden pairs: {args.hidden}"
+          + (", with the docstrings of installed libraries" if args.more_text else ""), flush=True)
+    torch.set_num_threads(args.train_threads)          # training may use every core; timing below sets its own
+    rec = recover_encoder(pruned, dense, tok, rcfg)
+    torch.set_num_threads(1)
+    distilled = rec.model
+    results["distill_sentences"] = rec.train_sentences
+    results["distill"] = {"seconds": rec.seconds, "history": rec.history, "torch_fidelity": rec.to_dict()}
+    print(f"# {rec.summary()}")
     ex = S.tokenize(tok, sset.sentences[:8], 64)
     example = (ex["input_ids"], ex["attention_mask"])
     with tempfile.TemporaryDirectory() as tmp:

@@ -22,6 +22,8 @@ _EXPORTS: dict[str, str] = {
     "load_model": ".modelref", "save_model_file": ".modelfile",
     "load_sentences": ".zoo.sentences", "embedding_fidelity": ".zoo.sentences",
     "EmbeddingFidelity": ".zoo.sentences", "SentenceSet": ".zoo.sentences",
+    "recover_encoder": ".zoo.encoder_recovery", "RecoveryConfig": ".zoo.encoder_recovery",
+    "EncoderRecovery": ".zoo.encoder_recovery",
     # hardware-aware blocks
     "reparameterize": ".blocks.reparam", "ReparamConfig": ".blocks.reparam", "swap": ".blocks.swap",
     "SwapResult": ".blocks.swap",

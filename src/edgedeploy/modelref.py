@@ -1,4 +1,5 @@
-"""Resolve a MODEL reference: ``package.module:factory``, a zoo name, an exported file, or a saved ``model.pt``.
+"""Resolve a MODEL reference: ``package.module:factory``, a zoo name, an exported file, a saved ``model.pt``,
+or a Hugging Face model folder (``save_pretrained``; its own modeling code runs only with ``trust_remote_code``).
 
 User code is imported without shadowing installed packages (the current folder is searched last), and a
 ``model.pt`` is loaded weights-only: a whole pickled module runs code from the file, so it needs an
@@ -16,11 +17,16 @@ from .shapes import parse_shape  # noqa: F401  (re-exported: MODEL and --input g
 
 MODEL_FILE_SUFFIXES = (".onnx", ".xml", ".blob")
 TORCH_FILE_SUFFIXES = (".pt", ".pth")
-def load_model(ref: str, pretrained: bool = False, trust_pickle: bool = False) -> Any:
-    """Return an ``nn.Module`` (eval mode) for a factory path, zoo name or ``model.pt``, or a Path for an exported file."""
+def load_model(ref: str, pretrained: bool = False, trust_pickle: bool = False, trust_remote_code: bool = False) -> Any:
+    """Return an ``nn.Module`` (eval mode) for a factory path, zoo name, ``model.pt`` or Hugging Face folder, or a
+    Path for an exported file."""
     if not isinstance(ref, str) or not ref.strip():
         raise ModelLoadError(f"MODEL {ref!r} is empty; give package.module:factory, a zoo name or a model file")
     path = Path(ref)
+    if path.is_dir():
+        if pretrained:
+            raise ConfigError(f"--pretrained applies to zoo models, not to the folder {ref}")
+        return load_hf_folder(path, trust_remote_code)
     suffix = path.suffix.lower()
     if suffix in MODEL_FILE_SUFFIXES:
         if not path.is_file():
@@ -44,6 +50,47 @@ def load_model(ref: str, pretrained: bool = False, trust_pickle: bool = False) -
     if ":" in ref:
         return _from_factory(ref, **kwargs)
     return _from_zoo(ref, **kwargs)
+
+
+def load_hf_folder(folder: Path, trust_remote_code: bool = False) -> Any:
+    """A Hugging Face model folder (config.json + weights) loaded offline with the class its config names."""
+    import json
+
+    cfg_file = folder / "config.json"
+    if not cfg_file.is_file():
+        raise ModelLoadError(f"folder {folder} has no config.json; MODEL may be a Hugging Face model folder "
+                             "(written by save_pretrained), a model file, a zoo name or package.module:factory")
+    try:
+        cfg = json.loads(cfg_file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelLoadError(f"{cfg_file} is not readable JSON ({exc}); re-save the model folder") from exc
+    if not isinstance(cfg, dict):
+        raise ModelLoadError(f"{cfg_file} holds a {type(cfg).__name__}, not a model config object")
+    if cfg.get("auto_map") and not trust_remote_code:
+        raise ConfigError(f"{folder} ships its own model code (auto_map in config.json, e.g. the modeling_pruned.py "
+                          "edgedeploy writes for per-layer head counts); pass --trust-remote-code to run it, only "
+                          "for folders you trust")
+    try:
+        import transformers
+    except ImportError:
+        raise ModelLoadError(f"{folder} is a Hugging Face model folder; install transformers "
+                             "(pip install 'edgedeploy[transformers]')") from None
+    arch = (cfg.get("architectures") or [""])[0]
+    cls = getattr(transformers, arch, None) if isinstance(arch, str) and not cfg.get("auto_map") else None
+    loader = cls if cls is not None and hasattr(cls, "from_pretrained") else transformers.AutoModel
+    bars = transformers.utils.logging.is_progress_bar_enabled()
+    transformers.utils.logging.disable_progress_bar()          # no per-tensor loading bar on the console
+    try:
+        with user_code(f"loading the Hugging Face folder {folder}"):
+            model = loader.from_pretrained(str(folder), local_files_only=True, trust_remote_code=trust_remote_code)
+    except Exception as exc:  # noqa: BLE001 - a broken or foreign folder
+        raise ModelLoadError(f"cannot load the Hugging Face folder {folder}: {type(exc).__name__}: "
+                             f"{str(exc).splitlines()[0] if str(exc) else ''}; check its config.json and "
+                             "weights (model.safetensors)") from exc
+    finally:
+        if bars:
+            transformers.utils.logging.enable_progress_bar()
+    return model.eval()
 
 
 #: architecture changes a model file may ask for, by kind (a file names a kind, never a function to run)

@@ -19,6 +19,13 @@ def trust_option() -> Any:
     return typer.Option(False, "--trust-pickle", help=TRUST_HELP)
 
 
+def remote_code_option() -> Any:
+    """The --trust-remote-code flag for Hugging Face folders that ship their own modeling code."""
+    return typer.Option(False, "--trust-remote-code", help="load a Hugging Face folder that ships its own model code "
+                        "(auto_map, e.g. a head-pruned folder's modeling_pruned.py): RUNS THAT CODE, only for "
+                        "folders you trust")
+
+
 def shape_of(text: str | None) -> tuple[int, ...] | None:
     """--input parsed (or None)."""
     from ..shapes import parse_shape
@@ -27,13 +34,13 @@ def shape_of(text: str | None) -> tuple[int, ...] | None:
 
 
 def model_and_shape(ref: str, input_text: str | None, pretrained: bool = False, trust_pickle: bool = False,
-                    need_shape: bool = True) -> tuple[Any, tuple[int, ...] | None]:
+                    need_shape: bool = True, trust_remote_code: bool = False) -> tuple[Any, tuple[int, ...] | None]:
     """MODEL and --input resolved; the shape is parsed first so a typo fails before a slow model build."""
     from ..errors import ShapeError
     from ..modelref import load_model
 
     shape = shape_of(input_text)
-    model = load_model(ref, pretrained=pretrained, trust_pickle=trust_pickle)
+    model = load_model(ref, pretrained=pretrained, trust_pickle=trust_pickle, trust_remote_code=trust_remote_code)
     if shape is None and not isinstance(model, Path) and need_shape:
         raise ShapeError(f"model {ref} is a torch module: give its input shape with --input, e.g. --input 1x3x224x224")
     if shape is None and isinstance(model, Path) and model.suffix == ".onnx":

@@ -229,6 +229,32 @@ def load_sentences(n_eval: int = 1500, n_pairs: int = 500, seed: int = 0, root: 
                        tuple(x for d in docs[n_eval:] for x in d), src)
 
 
+def scoring_batches(tokenizer: Any, max_length: int = 128, n: int = 256, batch_size: int = 32) -> list[dict[str, Any]]:
+    """``n`` training-side stdlib docstring sentences as tokenized batches (real English to score heads and units on)."""
+    train = load_sentences().train
+    if not train:
+        raise ConfigError("no stdlib docstring sentences were found to score on; pass data batches instead")
+    texts = train[:n]
+    return [tokenize(tokenizer, texts[i:i + batch_size], max_length) for i in range(0, len(texts), batch_size)]
+
+
+def training_batches(tokenizer: Any, texts: tuple[str, ...] | list[str], batch_size: int = 32,
+                     max_length: int = 64) -> Any:
+    """``epoch -> tokenized batches`` for ``distill``: sentences of similar length share a batch (little padding),
+    and the batch order is reshuffled every epoch (seeded by the epoch)."""
+    if not texts or batch_size < 1:
+        raise ConfigError(f"training_batches needs texts and batch_size >= 1 (got {len(texts)} texts, {batch_size})")
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    chunks = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+
+    def batches(epoch: int) -> list[dict[str, Any]]:
+        picked = list(chunks)
+        np.random.default_rng(epoch).shuffle(picked)
+        return [tokenize(tokenizer, [texts[j] for j in c], max_length) for c in picked]
+
+    return batches
+
+
 #: installed libraries whose docstrings can add training text (each read like the stdlib, if installed)
 LIBRARIES = ("numpy", "scipy", "sklearn", "sympy", "networkx", "matplotlib", "skimage", "torch", "transformers",
              "huggingface_hub", "setuptools", "pip", "nncf", "optuna", "onnx", "PIL", "rich")

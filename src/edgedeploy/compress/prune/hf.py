@@ -286,6 +286,29 @@ def hidden_state_pairs(model: nn.Module) -> tuple[tuple[int, int], ...]:
     return ((0, 0), *((i + 1, orig + 1) for i, orig in enumerate(live)))
 
 
+def example_inputs(model: nn.Module, shape: tuple[int, ...], seed: int = 0) -> tuple[torch.Tensor, ...]:
+    """Seeded inputs of ``shape`` for a supported model: (input_ids, attention_mask) of BATCHxSEQUENCE token ids
+    (ordinary vocabulary ids, mask all ones) for a BERT, (pixel_values,) of NxCxHxW for a ViT."""
+    gen = torch.Generator().manual_seed(seed)
+    if family(model) == "bert":
+        if len(shape) != 2:
+            raise ConfigError(f"a text encoder takes --input BATCHxSEQUENCE, e.g. 1x128 (got {'x'.join(map(str, shape))})")
+        limit = int(getattr(model.config, "max_position_embeddings", shape[1]))
+        if shape[1] > limit:
+            raise ConfigError(f"sequence length {shape[1]} exceeds the model's max_position_embeddings {limit}")
+        vocab = int(model.config.vocab_size)
+        ids = torch.randint(min(1000, vocab // 2), vocab, shape, generator=gen)
+        return ids, torch.ones(shape, dtype=torch.long)
+    if len(shape) != 4:
+        raise ConfigError(f"a ViT takes --input NxCxHxW, e.g. 1x3x224x224 (got {'x'.join(map(str, shape))})")
+    return (torch.rand(shape, generator=gen),)
+
+
+#: tokenizer files a pruned folder takes over from its source folder (pruning never changes the vocabulary)
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json",
+                   "preprocessor_config.json")
+
+
 class _MainOutput(nn.Module):
     """Forward of a Hugging Face model returning its main tensor: ``logits`` if it has them, else
     ``last_hidden_state`` (what the ONNX export of a saved folder carries)."""
@@ -300,14 +323,18 @@ class _MainOutput(nn.Module):
 
 
 def save_hf_folder(model: nn.Module, example_inputs: Any, out: Any, entry: dict[str, Any] | None = None,
-                report: Any = None) -> list[Any]:
+                   report: Any = None, stage: str = "prune", report_name: str = "prune_report.json") -> list[Any]:
     """Write a (pruned) Hugging Face model into ``out`` as a standard folder plus ONNX; returns the files.
 
     ``save_pretrained`` files (config.json, model.safetensors and, for a per-layer config, modeling_pruned.py),
     model.onnx (inputs ``input_ids``/``attention_mask``/``token_type_ids`` or ``pixel_values``, batch and
     sequence dynamic, output ``logits`` or ``last_hidden_state``, parity-checked on ONNX Runtime by
-    ``export_onnx``), prune_report.json and a manifest entry.
+    ``export_onnx``), the report (``report_name``) and a manifest entry for ``stage``. When ``entry["source"]``
+    is a model folder, its tokenizer / preprocessor files are copied along: the result is as usable as its source.
     """
+    import shutil
+    from pathlib import Path
+
     from ..._io import output_lock, package_versions, update_manifest, write_json_atomic
     from ...export.onnx import OnnxConfig, export_onnx
     from ._cost import as_tuple
@@ -330,10 +357,14 @@ def save_hf_folder(model: nn.Module, example_inputs: Any, out: Any, entry: dict[
         model.save_pretrained(folder)
         files = [folder / n for n in ("config.json", "model.safetensors", "modeling_pruned.py")
                  if (folder / n).exists()]
+        source = Path(str((entry or {}).get("source") or ""))
+        for name in TOKENIZER_FILES if str(source) and source.is_dir() else ():
+            if (source / name).is_file():
+                files.append(Path(shutil.copyfile(source / name, folder / name)))
         if report is not None:
-            files.append(write_json_atomic(folder / "prune_report.json", report.to_dict()))
+            files.append(write_json_atomic(folder / report_name, report.to_dict()))
         files.append(export_onnx(wrapped, args, config, out=folder, name="model").path)
-        update_manifest(folder, "prune", {**(entry or {}), "format": "huggingface", "class": type(model).__name__,
+        update_manifest(folder, stage, {**(entry or {}), "format": "huggingface", "class": type(model).__name__,
                                           "files": [f.name for f in files],
                                           "versions": package_versions("transformers", "onnx", "onnxruntime")})
     return files
