@@ -79,6 +79,11 @@ def test_pipeline_around_the_real_blob(exported):
     assert {p.name for p in dai.files} == {"headbody.depthai.json", "run_on_oak.py", "run_on_oak.json",
                                            "detect_on_oak.py", "detect_on_oak.json", "headbody_postprocess.py"}
     assert all(p.parent == out and p.is_file() for p in dai.files)           # published, not left in staging
+    entry = json.loads((out / "manifest.json").read_text())["headbody.depthai.json"]   # recorded like every format
+    assert entry["stage"] == "depthai" and entry["source"]["path"] == str(blob)
+    assert entry["sha256"]["detect_on_oak.py"] == hashlib.sha256((out / "detect_on_oak.py").read_bytes()).hexdigest()
+    assert entry["source"]["sha256"] == hashlib.sha256(blob.read_bytes()).hexdigest()
+    assert dai.manifest == out / "manifest.json"
     # the host files are the package's own, verbatim (one source of truth)
     assert (out / "headbody_postprocess.py").read_bytes() == Path(postprocess.__file__).read_bytes()
     assert (out / "detect_on_oak.py").read_bytes() == SCRIPT_SOURCE.read_bytes()

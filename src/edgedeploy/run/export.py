@@ -257,14 +257,18 @@ def _depthai(blob: ExportResult, host: Any, folder: Path, base: str) -> ExportRe
     """The XLinkIn -> NeuralNetwork -> XLinkOut pipeline around the blob, built with depthai 2.x without a device:
     its JSON (blob bytes as size + sha256), the generic ``run_on_oak.py`` and, for a model that has one
     (``write_depthai_host``), its own host script that decodes and draws its outputs."""
-    from .._io import write_json_atomic
+    from .._io import package_versions, sha256_file, update_manifest, write_json_atomic
     from ..export.depthai import build_depthai_pipeline
 
     built = build_depthai_pipeline(blob.path)          # writes run_on_oak.py / .json beside the blob
     pipeline = write_json_atomic(folder / f"{base}.depthai.json", built.summary)
     files = [pipeline, blob.path.with_name("run_on_oak.py"), blob.path.with_name("run_on_oak.json")]
-    extra = tuple(host(blob.path)) if callable(host) else ()
+    files += [Path(p) for p in (host(blob.path) if callable(host) else ())]
     details = {"nodes": list(built.nodes), "blob": blob.path.name, "inputs": built.inputs, "outputs": built.outputs,
-               "host_script": Path(extra[0]).name if extra else "run_on_oak.py"}
-    return ExportResult(path=pipeline, format="depthai", files=tuple(files) + tuple(Path(p) for p in extra),
-                        parity=None, op_histogram=dict(zip(built.nodes, [1] * len(built.nodes))), details=details)
+               "host_script": files[3].name if len(files) > 3 else "run_on_oak.py"}
+    histogram = dict(zip(built.nodes, [1] * len(built.nodes)))
+    manifest = update_manifest(folder, "depthai", {
+        "files": [f.name for f in files], "source": {"path": str(blob.path), "sha256": sha256_file(blob.path)},
+        "details": details, "op_histogram": histogram, "versions": package_versions("depthai")})
+    return ExportResult(path=pipeline, format="depthai", files=tuple(files), parity=None, op_histogram=histogram,
+                        details=details, manifest=manifest)
