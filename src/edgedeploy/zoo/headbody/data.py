@@ -7,8 +7,7 @@ from typing import Any
 import numpy as np
 
 from ...errors import ShapeError
-
-CATEGORIES = ("head", "body")          # label 0 = head, 1 = body; COCO category ids are label + 1
+from .postprocess import CATEGORIES    # label 0 = head, 1 = body; COCO category ids are label + 1
 DISTANCE_BINS_FT = ((3.0, 6.0), (6.0, 10.0), (10.0, 15.0), (15.0, 20.0))
 
 

@@ -16,10 +16,10 @@ import numpy as np
 
 try:
     from ...errors import ConfigError, ShapeError
-    from .data import CATEGORIES
 except ImportError:     # a verbatim copy beside a DepthAI host script (detect_on_oak.py): numpy only, no edgedeploy
     ConfigError = ShapeError = ValueError        # type: ignore[misc, assignment]
-    CATEGORIES = ("head", "body")
+
+CATEGORIES = ("head", "body")          # label 0 = head, 1 = body (the one definition; data.py re-exports it)
 
 NUM_CLASSES = len(CATEGORIES)
 
