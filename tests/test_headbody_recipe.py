@@ -86,7 +86,7 @@ def test_registered_train_and_evaluate_steps(splits, tmp_path) -> None:
         assert deployed[key] == pytest.approx(metrics[key], abs=1.0), (key, deployed, metrics)
 
 
-def test_report_detection_section_renders(splits, tmp_path) -> None:
+def test_report_detection_section_renders(splits, tmp_path, monkeypatch) -> None:
     from edgedeploy.modelfile import save_model_file
     from edgedeploy.report import render_report
     from edgedeploy.report.detection import choices_figure
@@ -98,20 +98,39 @@ def test_report_detection_section_renders(splits, tmp_path) -> None:
     step = run / "01-evaluate"
     step.mkdir(parents=True)
     save_model_file(model, step / "model.pt", "headbody-hw", [])
-    (step / "result.json").write_text(json.dumps({
-        "step": "evaluate", "name": "01-evaluate", "index": 1, "status": "ok", "seconds": 1.0, "variant": "hw-aware",
-        "artifacts": ["model.pt"], "data": {"metrics": [{"variant": "hw-aware", **metrics}]}}))
+    shots = task("headbody-hw", "samples")(model, step, splits)          # what the evaluate step computes
+    extras = task("headbody-hw", "extras")(model, splits)
+    assert extras["haar"]["scenes"] == 3 and [c["name"] for c in extras["choices"]][::len(extras["choices"]) - 1] \
+        == ["baseline", "hw-aware"]
+    assert all((step / s["file"]).is_file() for s in shots) and any("real photo" in s["caption"] for s in shots)
+    result = {"step": "evaluate", "name": "01-evaluate", "index": 1, "status": "ok", "seconds": 1.0,
+              "variant": "hw-aware", "artifacts": ["model.pt", *(s["file"] for s in shots)],
+              "data": {"metrics": [{"variant": "hw-aware", **metrics}], "samples": shots, "extras": extras}}
+    (step / "result.json").write_text(json.dumps(result))
     (run / "run.json").write_text(json.dumps({
         "recipe": {"model": "headbody-hw", "input": "1x1x352x1280"}, "model": "headbody-hw", "target": "myriadx",
         "host": {}, "versions": {}, "started": None, "finished": None,
         "steps": [{"index": 1, "kind": "evaluate", "dir": "01-evaluate", "status": "ok", "seconds": 1.0}]}))
+    from edgedeploy.zoo.headbody import showcase
+
+    def computing(*_a, **_k):
+        raise AssertionError("the report re-ran a computation the evaluate step made")
+
+    for name in ("haar_reference", "choices", "overlay_samples"):         # the report only draws
+        monkeypatch.setattr(showcase, name, computing)
     html = render_report(run).read_text()
     assert "head recall 15-20 ft" in html and "OpenCV Haar cascades (reference)" in html
     assert "Recall by distance" in html and "Choices impact" in html and "+PixelShuffle up" in html
-    assert "not made" not in html and "not computed" not in html and "could not be shown" not in html
+    assert "not in this evaluate step" not in html and "could not be shown" not in html
     assert "Against the outside reference, on the first 3 held-out scenes" in html
-    # overlays: the held-out scenes and the real photos, each an inline PNG
-    assert html.count('src="data:image/jpeg;base64,') >= 3 + 1 and "photo_" in html
+    # overlays: the held-out scenes and the real photos, each an inline JPEG
+    assert html.count('src="data:image/jpeg;base64,') >= 3 + 1 and "real photo" in html
+    # an older evaluate step without extras: the table and the recall plot, and a note instead of recomputing
+    result["data"] = {"metrics": result["data"]["metrics"]}
+    (step / "result.json").write_text(json.dumps(result))
+    html = render_report(run, out=tmp_path / "old.html").read_text()
+    assert "Recall by distance" in html and "OpenCV Haar" not in html
+    assert "the Haar comparison, the choices impact: not in this evaluate step" in html
     rows = [{"name": "baseline", "macs": 2e9, "params": 1e5, "traffic_bytes": 6e7, "myriadx_ms": 20.0},
             {"name": "hw-aware", "macs": 1e9, "params": 5e4, "traffic_bytes": 3e7, "myriadx_ms": 10.0}]
     assert "MyriadX estimate" in choices_figure(rows).svg

@@ -172,3 +172,21 @@ def test_import_stays_cheap():
             "print(sorted(m for m in ('torch', 'onnx', 'onnxruntime', 'openvino') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_run_rows_runs_a_fixed_batch_export_over_many_rows(tiny, tmp_path):
+    from edgedeploy.errors import ShapeError
+
+    path = tmp_path / "one.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(tiny["model"], (tiny["x"][:1],), str(path), dynamo=False, opset_version=17)
+    x = torch.randn(5, 3, 12, 12, generator=torch.Generator().manual_seed(3))
+    session = load(path)
+    with torch.no_grad():
+        ref = tiny["model"](x).numpy()
+    got = session.run_rows(x.numpy())
+    assert got.shape == (5, 5) and np.allclose(got, ref, atol=1e-4)
+    assert not np.allclose(got[0], got[1])                       # every row is its own input
+    with pytest.raises(ShapeError, match="non-empty batch"):
+        session.run_rows(np.zeros((0, 3, 12, 12), np.float32))

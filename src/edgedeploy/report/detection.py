@@ -3,24 +3,19 @@ against OpenCV's Haar cascades on the first held-out scenes, recall by distance,
 scenes and on real photos, and the tutorial's "choices impact" (MACs, memory traffic at 30 FPS and the MyriadX
 latency estimate of the baseline, of each hardware-aware swap alone, and of the hardware-aware variant).
 
-The step's result holds the numbers; what a picture needs is recomputed here, deterministically: the held-out
-scenes are seeded (the first frames of the evaluated set), the overlays run the run's own exported ONNX (else its
-saved model), and the choices are profiled from the architectures (costs do not depend on the weights).
-An evaluate step without detection metrics is shown by the standard renderer.
+Everything drawn here was computed by the evaluate step (the task's ``extras`` and ``samples`` hooks,
+``zoo.headbody.showcase``): the report only renders. An evaluate step without detection metrics is shown by the
+standard renderer.
 """
 from __future__ import annotations
 
-import base64
-from functools import lru_cache
 from typing import Any
 
 from . import figures as fg
 from .html import esc, notes, num, si, table
 from .rundir import RunRecord, StepRecord
-from .sections import Section, evaluate_section, register_section
+from .sections import Section, evaluate_section, gallery, register_section
 
-OVERLAY_SCENES = 3
-HAAR_SCENES = 8
 CLASSES = ("head", "body")
 
 
@@ -36,7 +31,7 @@ def detection_section(step: StepRecord, run: RunRecord) -> Section:
     if not is_detection(step):
         return evaluate_section(step, run)
     rows = step.data["metrics"]
-    shape = _input_hw(run)
+    extras = step.data.get("extras") or {}
     n_images = int(rows[0].get("images") or 0)
     body = [(esc(r["variant"]), num(r.get("map50"), 3), num(r.get("map50_head"), 3), num(r.get("map50_body"), 3),
              num(r.get("map50_95"), 3), num(r.get("head_recall_15_20ft"), 3), num(r.get("network_ms"), 3))
@@ -45,70 +40,33 @@ def detection_section(step: StepRecord, run: RunRecord) -> Section:
             "IoU ≥ 0.5.</p>"
             + table(("variant", "mAP@0.5", "head", "body", "mAP@[.5:.95]", "head recall 15-20 ft", "ms/frame"), body,
                     numeric=(1, 2, 3, 4, 5, 6)))
-    warnings: list[str] = []
-    haar = None
-    try:
-        model, source = _detector(run)
-        if shape is not None:
-            haar = haar_comparison(model, source, min(HAAR_SCENES, n_images or HAAR_SCENES), *shape)
-            html += haar["html"]
-            html += overlays_html(model, source, shape)
-    except Exception as exc:  # noqa: BLE001 - a picture that cannot be made must not cost the report
-        warnings.append(f"Haar comparison and overlays not made ({type(exc).__name__}: {exc})")
+    haar = extras.get("haar")
+    missing = [what for what, key in (("the Haar comparison", "haar"), ("the choices impact", "choices"))
+               if not extras.get(key)]
+    if haar:
+        html += haar_html(haar, f"{run.model} ({step.variant or rows[0]['variant']})")
+    shots = gallery(step)
+    if shots:
+        html += ("<h4>Detections</h4><p class=\"muted\">Held-out scenes (labelled boxes in gray) and real photos "
+                 "(scikit-image's astronaut and camera, matplotlib's Grace Hopper) letterboxed into the camera frame; "
+                 f"head red, body green, score ≥ 0.3.</p>{shots}")
     figures = [recall_figure({**rows[0], "variant": f"{run.model} ({rows[0]['variant']})"}, haar)]
-    try:
-        if shape is not None:
-            figures.append(choices_figure(_choices(*shape)))
-    except Exception as exc:  # noqa: BLE001
-        warnings.append(f"choices impact not computed ({type(exc).__name__}: {exc})")
+    if extras.get("choices"):
+        figures.append(choices_figure(extras["choices"]))
+    warnings = [f"{', '.join(missing)}: not in this evaluate step's results (re-run the step)"] if missing else []
     return Section(html + notes(warnings), figures)
 
 
-def _input_hw(run: RunRecord) -> tuple[int, int] | None:
-    from ..shapes import parse_shape
-
-    text = (run.recipe or {}).get("input")
-    if not text:
-        return None
-    shape = parse_shape(text) if isinstance(text, str) else tuple(text)
-    return int(shape[-2]), int(shape[-1])
-
-
-@lru_cache(maxsize=2)
-def _test_scenes(n: int, height: int, width: int) -> Any:
-    """The first ``n`` held-out scenes of the evaluate step (scene i is seeded by its index: same pixels)."""
-    from ..zoo.headbody.scenes import SceneConfig, generate_scenes
-    from ..zoo.headbody.weights import TEST_SCENE_SEED
-
-    return generate_scenes(n, SceneConfig(height=height, width=width, faces="test"), seed=TEST_SCENE_SEED,
-                           progress=False)
-
-
-def _scores(ev: Any) -> dict[str, Any]:
-    return {"map50": ev.map50, "map50_95": ev.map50_95, "map50_head": ev.per_class["head"]["map50"],
-            "map50_body": ev.per_class["body"]["map50"],
-            "head_recall_15_20ft": ev.recall_by_distance["head"].get("15-20 ft"),
-            "recall_by_distance": ev.recall_by_distance}
-
-
-def haar_comparison(model: Any, source: str, n: int, height: int, width: int) -> dict[str, Any]:
-    """The run's detector and OpenCV's Haar cascades (frontal face -> head, upper body -> body) scored on the same
-    first ``n`` held-out scenes (the cascades take about 2 s a frame, so not on all of them)."""
-    from ..zoo.headbody import HaarConfig, evaluate, evaluate_detections, haar_detect
-
-    scenes = _test_scenes(n, height, width)
-    dets, timing = haar_detect(scenes, HaarConfig())
-    ref = {**_scores(evaluate_detections(dets, scenes)), "ms": timing.get("haar_ms"), "n": n}
-    ev = evaluate(model, scenes)
-    net = {**_scores(ev), "ms": ev.timing_ms.get("network_ms")}
-    body = [(esc(name), num(r["map50_head"], 3), num(r["map50_body"], 3), num(r["head_recall_15_20ft"], 3),
-             num(r["ms"], 3)) for name, r in ((source, net), ("OpenCV Haar cascades (reference)", ref))]
-    html = (f"<h4>Against the outside reference, on the first {n} held-out scenes</h4>"
+def haar_html(haar: dict[str, Any], name: str) -> str:
+    """The detector and the Haar cascades side by side on the same first held-out scenes."""
+    net, ref = haar["model"], haar["haar"]
+    body = [(esc(label), num(r["map50_head"], 3), num(r["map50_body"], 3), num(r["head_recall_15_20ft"], 3),
+             num(r["ms"], 3)) for label, r in ((name, net), ("OpenCV Haar cascades (reference)", ref))]
+    return (f"<h4>Against the outside reference, on the first {haar['scenes']} held-out scenes</h4>"
             + table(("detector", "head mAP@0.5", "body mAP@0.5", "head recall 15-20 ft", "ms/frame"), body,
                     numeric=(1, 2, 3, 4))
             + f'<p class="muted">head mAP@0.5: {num(net["map50_head"], 3)} vs {num(ref["map50_head"], 3)} '
               f'({net["map50_head"] - ref["map50_head"]:+.1f} points; the case study asks ≥ +20).</p>')
-    return {**ref, "html": html}
 
 
 def recall_figure(row: dict[str, Any], haar: dict[str, Any] | None) -> fg.Figure:
@@ -117,9 +75,9 @@ def recall_figure(row: dict[str, Any], haar: dict[str, Any] | None) -> fg.Figure
         fig, axes = fg._new(7.6, 3.1, cols=2, sharey=True)
         for ax, cls in zip(axes, CLASSES):
             series = [(row["variant"], row["recall_by_distance"][cls], fg.COLORS[0])]
-            if haar is not None:
-                series.append((f"Haar cascades (first {haar['n']} scenes)", haar["recall_by_distance"][cls],
-                               fg.COLORS[1]))
+            if haar:
+                series.append((f"Haar cascades (first {haar['scenes']} scenes)",
+                               haar["haar"]["recall_by_distance"][cls], fg.COLORS[1]))
             bins = list(series[0][1])
             width = 0.8 / len(series)
             for k, (label, rec, color) in enumerate(series):
@@ -139,69 +97,6 @@ def recall_figure(row: dict[str, Any], haar: dict[str, Any] | None) -> fg.Figure
                      fg._svg(draw, row, haar, salt="recall-distance"),
                      "Share of labelled heads and bodies found (score ≥ 0.3, IoU ≥ 0.5) per distance bin: far "
                      "heads are a few pixels, so recall falls with distance.")
-
-
-def _detector(run: RunRecord) -> tuple[Any, str]:
-    """The run's detector: its exported ONNX on ONNX Runtime when there is one, else the last saved model.pt."""
-    for step in reversed(run.of_kind("export")):
-        for r in step.data.get("results") or []:
-            found = step.find(r.get("path", "")) if r.get("format") == "onnx" else None
-            if found is not None:
-                from ..runtime import load
-
-                return load(found, runtime="onnxruntime", threads=1), f"{found.name} (ONNX Runtime)"
-    for step in reversed(run.steps):
-        if "model.pt" in step.artifacts and (step.folder / "model.pt").is_file():
-            from ..modelref import load_model
-
-            return load_model(str(step.folder / "model.pt")), f"{step.name}/model.pt (torch)"
-    raise FileNotFoundError("the run holds no exported ONNX and no model.pt")
-
-
-def overlays_html(model: Any, source: str, shape: tuple[int, int]) -> str:
-    """Detections (head red, body green; labelled boxes gray) on held-out scenes and on real photos, as JPEGs."""
-    import cv2
-    import numpy as np
-
-    from ..zoo.headbody import detection_overlays
-
-    pngs = detection_overlays(model, _test_scenes(OVERLAY_SCENES, *shape), n_scenes=OVERLAY_SCENES)
-    imgs = []
-    for name, png in pngs.items():
-        ok, jpg = cv2.imencode(".jpg", cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR),
-                               [cv2.IMWRITE_JPEG_QUALITY, 85])
-        data = base64.b64encode(jpg.tobytes() if ok else png).decode()
-        mime = "jpeg" if ok else "png"
-        imgs.append(f'<figure style="margin:0.4em 0"><img alt="{esc(name)}" style="max-width:100%" '
-                    f'src="data:image/{mime};base64,{data}">'
-                    f'<figcaption class="muted">{esc(name)}</figcaption></figure>')
-    return (f"<h4>Detections of {esc(source)}</h4><p class=\"muted\">Held-out scenes (labelled boxes in gray) and "
-            "real photos (scikit-image's astronaut and camera, matplotlib's Grace Hopper) letterboxed into the "
-            f"camera frame; head red, body green, score ≥ 0.3.</p>{''.join(imgs)}")
-
-
-@lru_cache(maxsize=2)
-def _choices(height: int, width: int) -> list[dict[str, Any]]:
-    """MACs, params, traffic per frame at FP16 and the MyriadX latency estimate of each architecture choice."""
-    import torch
-
-    from ..metrics.profile import profile
-    from ..targets.latency import estimate_latency
-    from ..zoo.headbody.model import SWAPS, HeadBodyConfig, HeadBodyNet
-
-    shape = (1, 1, height, width)
-    configs = [("baseline", HeadBodyConfig.variant("baseline"))]
-    configs += [(name, HeadBodyConfig.variant("baseline", **swap)) for name, swap in SWAPS.items()]
-    configs.append(("hw-aware", HeadBodyConfig.variant("hw-aware")))
-    out = []
-    for name, cfg in configs:
-        torch.manual_seed(0)
-        model = HeadBodyNet(cfg).eval()
-        prof = profile(model, shape, precision="fp16", fps=30)
-        est = estimate_latency(prof, "myriadx", precision="fp16")
-        out.append({"name": name, "macs": prof.macs, "params": prof.params, "traffic_bytes": prof.traffic_bytes,
-                    "myriadx_ms": est.ms})
-    return out
 
 
 def choices_figure(rows: list[dict[str, Any]]) -> fg.Figure:

@@ -206,10 +206,10 @@ def evaluate_section(step: StepRecord, run: RunRecord) -> Section:
     keys = list(dict.fromkeys(k for r in rows for k in r if k != "variant"))
     html = table(["model / artifact", *keys], ([esc(r.get("variant", "")), *(num(r.get(k), 4) for k in keys)]
                                                for r in rows), numeric=range(1, len(keys) + 1))
-    return Section(html + _gallery(step))
+    return Section(html + gallery(step))
 
 
-def _gallery(step: StepRecord) -> str:
+def gallery(step: StepRecord) -> str:
     """The step's sample pictures (PNG/JPEG files in its folder), embedded, with their captions."""
     import base64
 

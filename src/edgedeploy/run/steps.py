@@ -313,9 +313,13 @@ def evaluate(step: Step, state: State, folder: Path) -> Outcome:
     rows = [{"variant": state.variant, **evaluator(state.model, state.data)}]
     rows += [{"variant": f"{variant}: {path.name}", **evaluator(path, state.data)} for variant, path in state.artifacts]
     head = ", ".join(f"{r['variant']}: {_headline_metric(r)}" for r in rows[:3])
-    sampler = task(state.recipe.model, "samples")
-    shots = sampler(state.model, folder) if sampler is not None and not isinstance(state.model, Path) else []
-    return Outcome({"metrics": rows, "samples": shots}, state.variant, [s["file"] for s in shots], headline=head)
+    torch_model = not isinstance(state.model, Path)
+    sampler, extras = task(state.recipe.model, "samples"), task(state.recipe.model, "extras")
+    shots = sampler(state.model, folder, state.data) if sampler is not None and torch_model else []
+    data = {"metrics": rows, "samples": shots}
+    if extras is not None and torch_model:
+        data["extras"] = extras(state.model, state.data)
+    return Outcome(data, state.variant, [s["file"] for s in shots], headline=head)
 
 
 def _headline_metric(row: dict[str, Any]) -> str:
@@ -335,10 +339,10 @@ def _top1(model_or_artifact: Any, data: Any) -> dict[str, float]:
         return {"top1": round(top1(model_or_artifact, data), 3)}
     from ..runtime import load
 
-    session = load(model_or_artifact)
-    got = batches(data, "evaluation", batch_size=1)
-    hits = sum(int(np.argmax(session.run(b.inputs[0])[0], -1)[0] == b.labels[0]) for b in got)
-    return {"top1": round(100.0 * hits / len(got), 3)}
+    got = batches(data, "evaluation", batch_size=256)
+    pred = np.argmax(load(model_or_artifact).run_rows(np.concatenate([b.inputs[0] for b in got])), -1)
+    labels = np.concatenate([b.labels for b in got])
+    return {"top1": round(100.0 * float(np.mean(pred == labels)), 3)}
 
 
 def report(step: Step, state: State, folder: Path) -> Outcome:

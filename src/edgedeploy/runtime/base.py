@@ -74,6 +74,14 @@ class Session(abc.ABC):
         """Run the model on one array/tensor, a sequence of them, or a dict by input name."""
         return self._infer(self.prepare(inputs))
 
+    def run_rows(self, array: Any, output: int = 0) -> np.ndarray:
+        """Output ``output`` for every row of a single-input ``array``, run one row at a time (exports have a
+        fixed batch of 1), stacked in row order."""
+        rows = np.asarray(array)
+        if rows.ndim == 0 or len(rows) == 0:
+            raise ShapeError(f"run_rows needs a non-empty batch of inputs (got shape {rows.shape})")
+        return np.concatenate([np.asarray(self.run(rows[i:i + 1])[output]) for i in range(len(rows))])
+
     def prepare(self, inputs: Any) -> list[np.ndarray]:
         """Convert inputs to numpy in ``inputs`` order and check their count, shape and dtype."""
         arrays = _as_list(inputs, self.inputs)

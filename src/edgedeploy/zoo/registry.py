@@ -33,14 +33,17 @@ def create(name: str, **kwargs: Any) -> Any:
 
 
 def register_task(name: str, trainer: Callable[..., Any] | None = None,
-                  evaluator: Callable[..., Any] | None = None, samples: Callable[..., Any] | None = None) -> None:
-    """Attach a training loop ``trainer(model, data, **options) -> history``, an ``evaluator(model_or_artifact,
-    data) -> {metric: value}`` and/or ``samples(model, folder) -> [{"file": PNG/JPEG name, "caption": text}]`` (pictures
-    of the model at work for the report) to the zoo model ``name`` (what a recipe's train/evaluate steps call)."""
-    hooks = (("trainer", trainer), ("evaluator", evaluator), ("samples", samples))
+                  evaluator: Callable[..., Any] | None = None, samples: Callable[..., Any] | None = None,
+                  extras: Callable[..., Any] | None = None) -> None:
+    """Attach hooks to the zoo model ``name`` (what a recipe's train/evaluate steps call): a training loop
+    ``trainer(model, data, **options) -> history``, an ``evaluator(model_or_artifact, data) -> {metric: value}``,
+    ``samples(model, folder, data) -> [{"file": PNG/JPEG name, "caption": text}]`` (pictures of the model at work)
+    and ``extras(model, data) -> {...}`` (JSON-ready results the report's section for the task draws, e.g. an
+    outside reference scored on the same data): everything a report shows is computed by the step, not the report."""
+    hooks = (("trainer", trainer), ("evaluator", evaluator), ("samples", samples), ("extras", extras))
     _TASKS.setdefault(name, {}).update({k: v for k, v in hooks if v})
 
 
 def task(name: str, what: str) -> Callable[..., Any] | None:
-    """The registered ``trainer``, ``evaluator`` or ``samples`` of zoo model ``name`` (None when it has none)."""
+    """The registered ``trainer``, ``evaluator``, ``samples`` or ``extras`` of zoo model ``name`` (None if none)."""
     return _TASKS.get(name, {}).get(what)

@@ -73,11 +73,10 @@ def _run_artifact(path: Path, inputs: np.ndarray) -> np.ndarray:
     """Outputs of an ONNX / OpenVINO artifact, one pair at a time (exports have a fixed batch of 1)."""
     from ...runtime import load
 
-    session = load(path)
-    return np.concatenate([session.run(inputs[i:i + 1])[0] for i in range(len(inputs))]).astype(np.float32)
+    return load(path).run_rows(inputs).astype(np.float32)
 
 
-def _samples(model: GazeCorrector, folder: Path, angle: float = 10.0) -> list[dict[str, str]]:
+def _samples(model: GazeCorrector, folder: Path, data: Any = None, angle: float = 10.0) -> list[dict[str, str]]:
     """Before | after of the real portraits that ship offline (faces cropped, 240 px high), as JPEGs in ``folder``."""
     import cv2
 

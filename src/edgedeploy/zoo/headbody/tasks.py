@@ -115,5 +115,23 @@ def evaluate_task(model_or_artifact: Any, data: SceneSplits) -> dict[str, Any]:
     return out
 
 
+def samples_task(model: Any, folder: Path, data: SceneSplits) -> list[dict[str, str]]:
+    """The evaluate step's pictures: detections on the first held-out scenes and on real photos (JPEG files)."""
+    from .showcase import overlay_samples
+
+    return overlay_samples(model, data.test_set, folder) if isinstance(data, SceneSplits) else []
+
+
+def extras_task(model: Any, data: SceneSplits) -> dict[str, Any]:
+    """The evaluate step's extras for the report: the Haar cascades on the first held-out scenes beside the
+    detector, and the architecture choices' costs at the frames' size."""
+    from .showcase import choices, haar_reference
+
+    if not isinstance(data, SceneSplits):
+        return {}
+    height, width = data.test_set.images[0].shape[:2]
+    return {"haar": haar_reference(model, data.test_set), "choices": choices(int(height), int(width))}
+
+
 for _name in ("headbody", "headbody-baseline", "headbody-hw"):
-    register_task(_name, trainer=train_task, evaluator=evaluate_task)
+    register_task(_name, trainer=train_task, evaluator=evaluate_task, samples=samples_task, extras=extras_task)
