@@ -84,6 +84,9 @@ def test_prune_bad_folders_are_named(tmp_path, capsys):
     (bad / "config.json").write_text("{not json")
     rc, out = _run(capsys, "prune", bad, "--input", "1x32", "--out", tmp_path / "o")
     assert rc == 2 and "not readable JSON" in out and "Traceback" not in out
+    for command in (["profile"], ["check", "--target", "myriadx"], ["export", "--to", "onnx", "--out", tmp_path / "o"]):
+        rc, out = _run(capsys, command[0], bad, "--input", "1x32", *command[1:])
+        assert rc == 2 and "prune and distill read a Hugging Face model folder" in out, out
     rc, out = _run(capsys, "prune", "digits-cnn", "--input", "1x1x16x16", "--data", "sentences",
                    "--out", tmp_path / "o")
     assert rc == 2 and "'sentences' is for Hugging Face text encoder folders" in out

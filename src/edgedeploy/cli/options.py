@@ -34,11 +34,16 @@ def shape_of(text: str | None) -> tuple[int, ...] | None:
 
 
 def model_and_shape(ref: str, input_text: str | None, pretrained: bool = False, trust_pickle: bool = False,
-                    need_shape: bool = True, trust_remote_code: bool = False) -> tuple[Any, tuple[int, ...] | None]:
-    """MODEL and --input resolved; the shape is parsed first so a typo fails before a slow model build."""
-    from ..errors import ShapeError
+                    need_shape: bool = True, trust_remote_code: bool = False,
+                    hf_folders: bool = False) -> tuple[Any, tuple[int, ...] | None]:
+    """MODEL and --input resolved; the shape is parsed first so a typo fails before a slow model build.
+    A Hugging Face folder is taken only by commands that say so (``hf_folders``: prune and distill)."""
+    from ..errors import ConfigError, ShapeError
     from ..modelref import load_model
 
+    if not hf_folders and Path(ref).is_dir():
+        raise ConfigError(f"{ref} is a folder: prune and distill read a Hugging Face model folder; for this command "
+                          "give the model.onnx they write into it (or package.module:factory, a zoo name, a file)")
     shape = shape_of(input_text)
     model = load_model(ref, pretrained=pretrained, trust_pickle=trust_pickle, trust_remote_code=trust_remote_code)
     if shape is None and not isinstance(model, Path) and need_shape:

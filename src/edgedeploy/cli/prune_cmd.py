@@ -20,7 +20,8 @@ def _torch_model(ref: str, pretrained: bool, trust_pickle: bool, input_text: str
 
     from ..errors import ConfigError
 
-    net, shape = model_and_shape(ref, input_text, pretrained, trust_pickle, trust_remote_code=trust_remote_code)
+    net, shape = model_and_shape(ref, input_text, pretrained, trust_pickle, trust_remote_code=trust_remote_code,
+                                 hf_folders=True)
     if isinstance(net, Path):
         raise ConfigError(f"{ref} is an exported model file; prune and distill need the PyTorch model "
                           "(package.module:factory, a zoo name, a model.pt or a Hugging Face folder)")
