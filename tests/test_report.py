@@ -376,3 +376,29 @@ def test_importing_the_report_package_is_cheap():
             "print(sorted(m for m in ('matplotlib', 'onnx', 'onnxruntime', 'torch') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_graph_view_draws_the_plain_onnx_not_a_compiled_wrapper(tmp_path):
+    """An export step that wrote ONNX and then a QNN context model (an ONNX file of one EPContext node): the
+    graph view draws the network, not the wrapper."""
+    import json as _json
+
+    from edgedeploy.report.build import exported_onnx
+    from edgedeploy.report.rundir import load_run
+
+    step = tmp_path / "01-export"
+    step.mkdir()
+    for name in ("net.onnx", "net_ctx.onnx"):
+        (step / name).write_bytes(b"x")
+    (step / "result.json").write_text(_json.dumps({
+        "step": "export", "name": "01-export", "index": 1, "status": "ok", "seconds": 1.0, "variant": "v",
+        "artifacts": ["net.onnx", "net_ctx.onnx"],
+        "data": {"results": [{"format": "onnx", "path": "net.onnx"}, {"format": "qnn", "path": "net_ctx.onnx"}]}}))
+    (tmp_path / "run.json").write_text(_json.dumps({
+        "recipe": {}, "model": "m", "target": None, "host": {}, "versions": {}, "started": None, "finished": None,
+        "steps": [{"index": 1, "kind": "export", "dir": "01-export", "status": "ok", "seconds": 1.0}]}))
+    assert exported_onnx(load_run(tmp_path)).name == "net.onnx"
+    data = _json.loads((step / "result.json").read_text())
+    data["data"]["results"] = data["data"]["results"][1:]                   # only the wrapper: still drawn
+    (step / "result.json").write_text(_json.dumps(data))
+    assert exported_onnx(load_run(tmp_path)).name == "net_ctx.onnx"

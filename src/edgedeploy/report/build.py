@@ -207,14 +207,16 @@ def _step_html(s: StepRecord, sec: Section) -> str:
 
 
 def exported_onnx(run: RunRecord) -> Path | None:
-    """The ONNX file of the last export step that wrote one (what the graph view draws)."""
-    for s in reversed(run.of_kind("export")):
-        for r in reversed(export_results(s)):
-            path = str(r.get("path", ""))
-            if r.get("format") == "onnx" or path.endswith(".onnx"):
-                found = s.find(path)
-                if found is not None:
-                    return found
+    """The ONNX file of the last export step that wrote one (what the graph view draws): the plain ONNX export
+    before a file that merely wraps a compiled model in ONNX (a QNN context model is one EPContext node)."""
+    for plain in (True, False):
+        for s in reversed(run.of_kind("export")):
+            for r in reversed(export_results(s)):
+                path = str(r.get("path", ""))
+                if r.get("format") == "onnx" if plain else path.endswith(".onnx"):
+                    found = s.find(path)
+                    if found is not None:
+                        return found
     return None
 
 
