@@ -134,8 +134,12 @@ class QuantReport:
                   "drop " + fmt(self.accuracy_drop, "+.2f"))
         t.add_row(f"latency ms ({self.threads} thr)", fmt(self.latency_before_ms, ".3f"),
                   fmt(self.latency_after_ms, ".3f"), "x" + fmt(self.speedup, ".2f"))
-        t.add_row("energy (nJ, MACs)", f"{self.energy_before_pj / 1e3:,.1f}", f"{self.energy_after_pj / 1e3:,.1f}",
-                  f"x{self.energy_before_pj / max(self.energy_after_pj, 1e-9):.2f}")
+        if self.energy_before_pj > 0:          # 0: no MACs counted (e.g. a graph with dynamic shapes)
+            t.add_row("energy (nJ, MACs)", f"{self.energy_before_pj / 1e3:,.1f}",
+                      f"{self.energy_after_pj / 1e3:,.1f}",
+                      f"x{self.energy_before_pj / max(self.energy_after_pj, 1e-9):.2f}")
+        else:
+            t.add_row("energy (nJ, MACs)", "-", "-", "MACs unknown (dynamic shapes)")
         for o in self.outputs or []:
             t.add_row(f"output {o.name}", "", f"max abs {o.max_abs:.4g}",
                       f"cos {o.cosine_mean:.5f} (min {o.cosine_min:.4f})")
