@@ -8,7 +8,10 @@ Grid: batch 1 and 8 x sequence 32 and 128 x 1 and 2 threads. Fidelity on the std
 recall@1 on paraphrase-like rewrites and on context pairs. Goals (issue 22): pruned + distilled >= 1.8x faster
 than dense FP32 at cosine mean >= 0.98; pruned + INT8 >= 4x at cosine mean >= 0.97 and NN agreement >= 0.9.
 Writes bench-results/bench_transformer_prune.json (with --quick: bench_transformer_prune_quick.json).
-Run: .venv/bin/python benchmarks/bench_transformer_prune.py [--quick] [--epochs N] [--lr LR]
+Recovery is ``zoo.encoder_recovery.recover_encoder`` (what ``edgedeploy distill FOLDER`` runs); ``--more-text`` adds
+the docstrings of installed libraries (about 54k sentences in all; 4 epochs took 40 min on 2 cores).
+Run: .venv/bin/python benchmarks/bench_transformer_prune.py [--quick] [--epochs N] [--lr LR] [--more-text]
+     [--hidden last|all|none] [--train-threads N]
      [--layers 2 --heads 0.5 --ffn 0.5 --tag _name] (other pruning settings, e.g. for the fidelity/speed trade-off)
 """
 from __future__ import annotations
