@@ -54,7 +54,11 @@ def test_prune_folder_heads_then_layers_from_the_cli(minilm_dir, tmp_path, capsy
     rc, out = _run(capsys, "prune", heads, "-g", "layer", "-a", "0.34", "--input", "1x32", "--data", "sentences",
                    "--out", layers, "--trust-remote-code")
     assert rc == 0, out
+    assert "Do you wish to run the custom code" not in out                # the opt-in covers the tokenizer too
     assert json.loads((layers / "config.json").read_text())["num_hidden_layers"] == 4
+    rc, out = _run(capsys, "distill", layers, "--teacher", "digits-cnn", "--trust-remote-code", "--input", "1x32",
+                   "--out", tmp_path / "d")
+    assert rc == 2 and "is not a Hugging Face text encoder folder" in out and not (tmp_path / "d").exists()
 
     texts = list(S.load_sentences(200, 50).sentences[:120])
     dense, _ = _embed(minilm_dir, texts)

@@ -63,7 +63,7 @@ def prune_cmd(
     config = PruneConfig(granularity=granularity, scope=scope, amount=amount, criterion=criterion,
                          ignored=tuple(ignore), round_to=round_to, steps=steps, shape_pattern=shape_pattern)
     net, example = _torch_model(model, pretrained, trust_pickle, input, trust_remote_code)
-    train = _train_batches(data, example, model)
+    train = _train_batches(data, example, model, trust_remote_code)
     if train is None and Path(model).is_dir() and config.criterion != "random":
         console.print("note: heads/units/layers are scored on the seeded example input only; --data sentences "
                       "scores them on real text", highlight=False)
@@ -84,7 +84,7 @@ def _source(ref: str, pretrained: bool) -> str | None:
     return ref
 
 
-def _train_batches(spec: str | None, example: Any, ref: str) -> Any:
+def _train_batches(spec: str | None, example: Any, ref: str, trust_remote_code: bool = False) -> Any:
     """--data resolved to (x, y) training batches, or tokenized sentences for a text folder (None without --data)."""
     from ..errors import ConfigError
 
@@ -98,20 +98,21 @@ def _train_batches(spec: str | None, example: Any, ref: str) -> Any:
     if text:
         from ..zoo.sentences import scoring_batches
 
-        return scoring_batches(_tokenizer(ref), max_length=int(first.shape[1]))
+        return scoring_batches(_tokenizer(ref, trust_remote_code), max_length=int(first.shape[1]))
     from ..data import batches
 
     return [(b.inputs[0], b.labels) for b in batches(calib_data(spec, tuple(first.shape), role="train"), "train", 64)]
 
 
-def _tokenizer(folder: str) -> Any:
-    """The tokenizer saved in a Hugging Face folder, or a clear error."""
+def _tokenizer(folder: str, trust_remote_code: bool) -> Any:
+    """The tokenizer saved in a Hugging Face folder, or a clear error (never an interactive trust prompt: the
+    folder's model already needed the same --trust-remote-code decision)."""
     from ..errors import ConfigError
 
     try:
         from transformers import AutoTokenizer
 
-        return AutoTokenizer.from_pretrained(folder, local_files_only=True)
+        return AutoTokenizer.from_pretrained(folder, local_files_only=True, trust_remote_code=trust_remote_code)
     except (OSError, ValueError, TypeError) as exc:
         raise ConfigError(f"{folder} has no usable tokenizer ({type(exc).__name__}); --data sentences needs "
                           "tokenizer.json or vocab.txt in the folder") from None
@@ -167,7 +168,7 @@ def _distill_encoder(student: str, teacher: str, out: Path, data: str | None, in
                      lr: float | None, more_text: bool, trust_remote_code: bool) -> None:
     """A pruned Hugging Face text encoder folder learns back its teacher's embeddings (zoo.encoder_recovery)."""
     from .._io import check_output_folder
-    from ..compress.prune.hf import save_hf_folder
+    from ..compress.prune.hf import family, save_hf_folder
     from ..errors import ConfigError
     from ..zoo.encoder_recovery import RecoveryConfig, recover_encoder
 
@@ -181,7 +182,10 @@ def _distill_encoder(student: str, teacher: str, out: Path, data: str | None, in
         raise ConfigError(f"{student} is not a text encoder; distill a ViT folder with package.module:factory "
                           "references or from Python (compress.distill)")
     tnet, _ = _torch_model(teacher, False, False, input_text, trust_remote_code)
-    result = recover_encoder(snet, tnet, _tokenizer(student), config)
+    if not Path(teacher).is_dir() or family(tnet) != "bert":
+        raise ConfigError(f"teacher {teacher} is not a Hugging Face text encoder folder; a pruned folder learns "
+                          "from its unpruned source folder (e.g. the one it was pruned from)")
+    result = recover_encoder(snet, tnet, _tokenizer(student, trust_remote_code), config)
     save_hf_folder(result.model, example, out, {"teacher": teacher, "source": _source(student, False),
                                                 "data": result.source}, result, stage="distill",
                    report_name="distill_history.json")
