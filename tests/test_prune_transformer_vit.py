@@ -206,3 +206,31 @@ def test_layer_granularity_on_a_vit_drops_transformer_layers_and_out_writes_a_st
     assert {"config.json", "model.safetensors", "model.onnx", "prune_report.json"} <= names
     again = AutoModelForImageClassification.from_pretrained(tmp_path / "p").eval()
     assert _same(res.model, again, data.x_test[:8]) < 1e-5
+
+
+def test_cli_prunes_a_vit_folder_on_digits(setup, tmp_path, capsys):
+    """`edgedeploy prune FOLDER` on an image model: the folder's own class (ViTForImageClassification) is
+    rebuilt, heads are ranked by Taylor scores on the real digits, and the result folder classifies."""
+    from transformers import AutoModelForImageClassification
+
+    from edgedeploy.cli import main
+
+    model, data, acc = setup
+    model.save_pretrained(tmp_path / "vit")
+    out = tmp_path / "heads"
+    rc = main(["prune", str(tmp_path / "vit"), "-g", "head", "-a", "0.5", "-c", "taylor", "--input", "1x1x16x16",
+               "--data", "digits", "--out", str(out)])
+    text = capsys.readouterr()
+    assert rc == 0, text.out + text.err
+    assert "scored on the seeded example input only" not in text.out        # --data was used
+    back = AutoModelForImageClassification.from_pretrained(str(out)).eval()   # same heads per layer: stock
+    assert [layer.attention.num_attention_heads for layer in back.vit.layers] == [2] * 4
+    taylor = _acc(back, data)
+    rc = main(["prune", str(tmp_path / "vit"), "-g", "head", "-a", "0.5", "-c", "random", "--input", "1x1x16x16",
+               "--out", str(tmp_path / "random")])
+    assert rc == 0 and "written to" in capsys.readouterr().out
+    random = _acc(AutoModelForImageClassification.from_pretrained(str(tmp_path / "random")).eval(), data)
+    assert taylor > random + 5 and taylor < acc, (acc, taylor, random)      # the real digits ranked the heads
+    rc = main(["prune", str(tmp_path / "vit"), "-g", "head", "--input", "1x32", "--out", str(tmp_path / "x")])
+    text = capsys.readouterr()
+    assert rc == 2 and "a ViT takes --input NxCxHxW" in text.out + text.err and "Traceback" not in text.err

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import sys
 
-from .app import app, cli_message, console, err_console
+from .app import app, cli_message, err_console
 
 # Each stage adds its commands in its own module; importing it registers them on `app`.
 _COMMAND_MODULES = ("profile_cmd", "targets_cmd", "toolchain_cmd", "blocks_cmd", "qnn_cmd", "export_cmd", "prune_cmd",

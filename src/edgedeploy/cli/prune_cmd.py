@@ -99,9 +99,12 @@ def _train_batches(spec: str | None, example: Any, ref: str, trust_remote_code: 
         from ..zoo.sentences import scoring_batches
 
         return scoring_batches(_tokenizer(ref, trust_remote_code), max_length=int(first.shape[1]))
+    import torch
+
     from ..data import batches
 
-    return [(b.inputs[0], b.labels) for b in batches(calib_data(spec, tuple(first.shape), role="train"), "train", 64)]
+    got = batches(calib_data(spec, tuple(first.shape), role="train"), "train", 64)
+    return [(torch.as_tensor(b.inputs[0]), torch.as_tensor(b.labels)) for b in got]   # models take tensors
 
 
 def _tokenizer(folder: str, trust_remote_code: bool) -> Any:
