@@ -219,3 +219,16 @@ def test_bad_input_is_one_line_exit_2_nothing_written(ws, digits_onnx, capfd, mo
 
 def test_catalogue_is_large_enough():
     assert len(CASES) >= 60
+
+
+def test_closed_stdout_pipe_stops_quietly_with_141():
+    """`edgedeploy targets | head -0`: the reader is gone before anything is printed; no error line, exit 141."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-m", "edgedeploy.cli", "targets"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    proc.stdout.close()                      # before the CLI has imported anything, so every write hits EPIPE
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 141, err.decode()
+    assert b"error" not in err and b"Traceback" not in err

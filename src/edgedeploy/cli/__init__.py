@@ -1,7 +1,8 @@
 """Command-line interface (typer + rich). Thin: parse, call the public API, print.
 
 Exit codes: 0 success; 1 a check that ran and failed (``check``'s FAIL verdicts); 2 bad input or a fault,
-printed as one line naming the fix (a traceback only with ``--debug``); 130 interrupted (Ctrl-C).
+printed as one line naming the fix (a traceback only with ``--debug``); 130 interrupted (Ctrl-C); 141 the reader of
+stdout went away (``| head``), quietly, as a shell reports SIGPIPE.
 """
 from __future__ import annotations
 
@@ -24,6 +25,17 @@ def _register() -> None:
 def _fail(message: str) -> int:
     err_console.print(f"[bold red]error:[/] {cli_message(message)}", highlight=False, soft_wrap=True, markup=True)
     return 2
+
+
+def _reader_gone() -> int:
+    """stdout's reader closed the pipe (e.g. ``| head``): stop quietly with the shell's SIGPIPE status, 141."""
+    import os
+
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())   # no second error when Python flushes
+    except (OSError, ValueError):
+        pass
+    return 141
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -50,7 +62,11 @@ def main(argv: list[str] | None = None) -> int:
             raise
         where = f" (see `{exc.ctx.command_path} --help`)" if getattr(exc, "ctx", None) is not None else ""
         return _fail(f"{exc.format_message()}{where}")
+    except BrokenPipeError:
+        return _reader_gone()
     except SystemExit as exc:              # sys.exit() from code we imported (user code is guarded in the library)
+        if isinstance(exc.__context__, BrokenPipeError):      # rich exits this way when stdout's reader has gone
+            return _reader_gone()
         if debug:
             raise
         return _fail(f"the run called sys.exit({exc.code!r}) before finishing; nothing was completed")
