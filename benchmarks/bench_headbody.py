@@ -260,7 +260,7 @@ def main() -> None:
     if 1 not in threads:
         ap.error("--threads must include 1 (the goals compare 1-thread latencies)")
     test = heldout_scenes(args.scenes)
-    budgets = {"baseline": args.budget, "hw-aware": args.hw_budget or args.budget}
+    budgets = {"baseline": args.budget, "hw-aware": args.hw_budget}
     costs = step_costs(budgets)
     base_steps = BUDGETS[budgets["baseline"]][0].steps
     if args.hw_steps == "equal-cpu":
@@ -280,7 +280,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-headbody-") as tmp:
         rows = run_variants(budgets, test, Path(tmp), args.repeats, threads, {"hw-aware": hw_steps}, args.ema)
         training = _training_compute(rows, costs)
-        haar_set = test if args.haar_scenes is None else test.subset(range(min(args.haar_scenes, len(test))))
+        haar_set = test.subset(range(min(args.haar_scenes, len(test))))
         dets, timing = haar_detect(haar_set, HaarConfig(upscale=args.haar_upscale))
         hv = evaluate_detections(dets, haar_set, timing_ms=timing)
         haar = {"map50": hv.map50, "map50_95": hv.map50_95, "per_class": hv.per_class, "scenes": len(haar_set),

@@ -148,13 +148,13 @@ def test_host_script_without_edgedeploy_uses_the_copy(exported, frames, tmp_path
 
 def test_camera_pipeline_builds_without_a_device(exported):
     results, out = exported
-    code = ("import json, sys; sys.path.insert(0, sys.argv[1]); import depthai as dai, detect_on_oak as d; "
+    code = ("import json; import depthai as dai, detect_on_oak as d; "      # run from the folder: it imports there
             "p = d.make_camera_pipeline(dai, str(d.oak.BLOB), d.oak.WIDTH, d.oak.HEIGHT).serializeToJson(); "
             "print(json.dumps({'nodes': {n[1]['id']: n[1]['name'] for n in p['pipeline']['nodes']}, "
             "'props': {n[1]['name']: n[1]['properties'] for n in p['pipeline']['nodes'] if n[1]['name'] != 'XLinkOut'}, "
             "'links': [[c['node1Id'], c['node1Output'], c['node2Id']] for c in p['pipeline']['connections']]}, default=str))")
-    run = subprocess.run([sys.executable, "-c", code, str(out)], capture_output=True, text=True, timeout=120,
-                         check=False)
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False,
+                         cwd=out)
     assert run.returncode == 0, run.stderr
     got = json.loads(run.stdout.strip().splitlines()[-1])
     names = {int(k): v for k, v in got["nodes"].items()}

@@ -91,7 +91,7 @@ def _train_batches(spec: str | None, example: Any, ref: str, trust_remote_code: 
     if spec is None:
         return None
     first = example[0] if isinstance(example, tuple) else example
-    text = not first.is_floating_point()                # token ids: a text encoder
+    text = _is_text(example)
     if text != (spec == "sentences"):
         raise ConfigError(f"--data {spec!r} does not fit {ref}: 'sentences' is for Hugging Face text encoder "
                           "folders, and such a folder takes only 'sentences'")
@@ -105,6 +105,12 @@ def _train_batches(spec: str | None, example: Any, ref: str, trust_remote_code: 
 
     got = batches(calib_data(spec, tuple(first.shape), role="train"), "train", 64)
     return [(torch.as_tensor(b.inputs[0]), torch.as_tensor(b.labels)) for b in got]   # models take tensors
+
+
+def _is_text(example: Any) -> bool:
+    """True for a text encoder's example (token ids), as ``hf.example_inputs`` makes it."""
+    first = example[0] if isinstance(example, tuple) else example
+    return not first.is_floating_point()
 
 
 def _tokenizer(folder: str, trust_remote_code: bool) -> Any:
@@ -180,14 +186,17 @@ def _distill_encoder(student: str, teacher: str, out: Path, data: str | None, in
                           "'sentences' (stdlib docstrings)")
     config = RecoveryConfig(epochs=epochs, more_text=more_text, **({} if lr is None else {"lr": lr}))
     check_output_folder(out)
+    not_text = (f"teacher {teacher} is not a Hugging Face text encoder folder; a pruned folder learns from its "
+                "unpruned source folder (e.g. the one it was pruned from)")
+    if not Path(teacher).is_dir():
+        raise ConfigError(not_text)
     snet, example = _torch_model(student, False, False, input_text, trust_remote_code)
-    if not isinstance(example, tuple) or example[0].is_floating_point():
+    if not _is_text(example):
         raise ConfigError(f"{student} is not a text encoder; distill a ViT folder with package.module:factory "
                           "references or from Python (compress.distill)")
     tnet, _ = _torch_model(teacher, False, False, input_text, trust_remote_code)
-    if not Path(teacher).is_dir() or family(tnet) != "bert":
-        raise ConfigError(f"teacher {teacher} is not a Hugging Face text encoder folder; a pruned folder learns "
-                          "from its unpruned source folder (e.g. the one it was pruned from)")
+    if family(tnet) != "bert":
+        raise ConfigError(not_text)
     result = recover_encoder(snet, tnet, _tokenizer(student, trust_remote_code), config)
     save_hf_folder(result.model, example, out, {"teacher": teacher, "source": _source(student, False),
                                                 "data": result.source}, result, stage="distill",

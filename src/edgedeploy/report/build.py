@@ -213,7 +213,8 @@ def exported_onnx(run: RunRecord) -> Path | None:
         for s in reversed(run.of_kind("export")):
             for r in reversed(export_results(s)):
                 path = str(r.get("path", ""))
-                if r.get("format") == "onnx" if plain else path.endswith(".onnx"):
+                wanted = r.get("format") == "onnx" if plain else path.endswith(".onnx")
+                if wanted:
                     found = s.find(path)
                     if found is not None:
                         return found

@@ -262,10 +262,10 @@ def _depthai(blob: ExportResult, host: Any, folder: Path, base: str) -> ExportRe
 
     built = build_depthai_pipeline(blob.path)          # writes run_on_oak.py / .json beside the blob
     pipeline = write_json_atomic(folder / f"{base}.depthai.json", built.summary)
-    files = [pipeline, blob.path.with_name("run_on_oak.py"), blob.path.with_name("run_on_oak.json")]
-    files += [Path(p) for p in (host(blob.path) if callable(host) else ())]
+    own = [Path(p) for p in (host(blob.path) if callable(host) else ())]      # first: the model's host script
+    files = [pipeline, blob.path.with_name("run_on_oak.py"), blob.path.with_name("run_on_oak.json"), *own]
     details = {"nodes": list(built.nodes), "blob": blob.path.name, "inputs": built.inputs, "outputs": built.outputs,
-               "host_script": files[3].name if len(files) > 3 else "run_on_oak.py"}
+               "host_script": own[0].name if own else "run_on_oak.py"}
     histogram = dict(zip(built.nodes, [1] * len(built.nodes)))
     manifest = update_manifest(folder, "depthai", {
         "files": [f.name for f in files], "source": {"path": str(blob.path), "sha256": sha256_file(blob.path)},

@@ -241,16 +241,17 @@ def scoring_batches(tokenizer: Any, max_length: int = 128, n: int = 256, batch_s
 def training_batches(tokenizer: Any, texts: tuple[str, ...] | list[str], batch_size: int = 32,
                      max_length: int = 64) -> Any:
     """``epoch -> tokenized batches`` for ``distill``: sentences of similar length share a batch (little padding),
-    and the batch order is reshuffled every epoch (seeded by the epoch)."""
+    and the batch order is reshuffled every epoch (seeded by the epoch). Each batch is tokenized once."""
     if not texts or batch_size < 1:
         raise ConfigError(f"training_batches needs texts and batch_size >= 1 (got {len(texts)} texts, {batch_size})")
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-    chunks = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+    fixed = [tokenize(tokenizer, [texts[j] for j in order[i:i + batch_size]], max_length)
+             for i in range(0, len(order), batch_size)]
 
     def batches(epoch: int) -> list[dict[str, Any]]:
-        picked = list(chunks)
+        picked = list(fixed)
         np.random.default_rng(epoch).shuffle(picked)
-        return [tokenize(tokenizer, [texts[j] for j in c], max_length) for c in picked]
+        return picked
 
     return batches
 

@@ -63,6 +63,20 @@ class DetectionEval:
         """JSON-ready dict."""
         return asdict(self)
 
+    def row(self) -> dict[str, Any]:
+        """The flat metrics a recipe's evaluate step records (percent and ms, 2 decimals): mAP@0.5 overall and per
+        class, mAP@[.5:.95], head recall at 15-20 ft, network ms/frame, and recall / counts by distance bin."""
+        out = {"map50": round(self.map50, 2), "map50_95": round(self.map50_95, 2)}
+        for name, m in self.per_class.items():
+            out[f"map50_{name}"] = round(m["map50"], 2)
+        out["head_recall_15_20ft"] = round(self.recall_by_distance["head"].get("15-20 ft", float("nan")), 2)
+        out["network_ms"] = round(self.timing_ms.get("network_ms", float("nan")), 2)
+        out["images"] = self.images
+        out["recall_by_distance"] = {c: {b: round(v, 2) for b, v in r.items()}
+                                     for c, r in self.recall_by_distance.items()}
+        out["counts_by_distance"] = self.counts_by_distance
+        return out
+
     def __str__(self) -> str:
         from .data import render_text
 

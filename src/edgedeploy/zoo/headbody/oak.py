@@ -42,7 +42,8 @@ def write_oak_host(blob: str | os.PathLike[str], decode: DecodeConfig | None = N
     if not generic.is_file() or not blob.with_name("run_on_oak.py").is_file():
         raise ArtifactError(f"{blob.parent} has no run_on_oak.py / run_on_oak.json; build the pipeline first "
                             "(edgedeploy.export.depthai.build_depthai_pipeline(blob))")
-    outputs = json.loads(generic.read_text())["outputs"]
+    pipeline = json.loads(generic.read_text())
+    outputs = pipeline["outputs"]
     maps = {n: s for n, s in outputs.items() if len(s) == 4 and s[1] == len(CATEGORIES) + 4}
     if len(maps) != 1:
         raise ShapeError(f"{blob.name} outputs {outputs}: the head/body host script decodes one (1, "
@@ -50,7 +51,7 @@ def write_oak_host(blob: str | os.PathLike[str], decode: DecodeConfig | None = N
     (name, shape), = maps.items()
     if not 0 <= draw_threshold < 1:
         raise ShapeError(f"draw_threshold must be in [0, 1) (got {draw_threshold})")
-    cfg = decode or DecodeConfig(stride=blob_stride(blob, shape))
+    cfg = decode or DecodeConfig(stride=blob_stride(blob, pipeline["height"], shape))
     settings = write_json_atomic(blob.with_name(SETTINGS), {
         "decode": asdict(cfg), "draw_threshold": draw_threshold, "categories": list(CATEGORIES), "output": name})
     script = write_bytes_atomic(blob.with_name(HOST_SCRIPT), SCRIPT_SOURCE.read_bytes())
@@ -58,9 +59,8 @@ def write_oak_host(blob: str | os.PathLike[str], decode: DecodeConfig | None = N
     return script, settings, copy
 
 
-def blob_stride(blob: Path, shape: list[int]) -> int:
-    """The output stride: the blob's input height over its output map's height."""
-    height = json.loads(blob.with_name("run_on_oak.json").read_text())["height"]
+def blob_stride(blob: Path, height: int, shape: list[int]) -> int:
+    """The output stride: the blob's input ``height`` over its output map's height."""
     if height % shape[2]:
         raise ShapeError(f"{blob.name}: input height {height} is not a multiple of the output map's {shape[2]}")
     return height // shape[2]

@@ -18,13 +18,6 @@ HAAR_SCENES = 8
 OVERLAY_SCENES = 3
 
 
-def _scores(ev: Any) -> dict[str, Any]:
-    far = ev.recall_by_distance["head"].get("15-20 ft")
-    return {"map50": ev.map50, "map50_95": ev.map50_95, "map50_head": ev.per_class["head"]["map50"],
-            "map50_body": ev.per_class["body"]["map50"], "head_recall_15_20ft": far,
-            "recall_by_distance": ev.recall_by_distance}
-
-
 def haar_reference(model: Any, test_set: DetectionSet, n: int = HAAR_SCENES) -> dict[str, Any]:
     """Scores and ms/frame of the detector (``model``) and of the Haar cascades on the first ``n`` test scenes."""
     from .evaluate import evaluate, evaluate_detections
@@ -33,8 +26,8 @@ def haar_reference(model: Any, test_set: DetectionSet, n: int = HAAR_SCENES) -> 
     scenes = test_set.subset(range(min(n, len(test_set))))
     dets, timing = haar_detect(scenes, HaarConfig())
     ev = evaluate(model, scenes)
-    return {"scenes": len(scenes), "haar": {**_scores(evaluate_detections(dets, scenes)), "ms": timing.get("haar_ms")},
-            "model": {**_scores(ev), "ms": ev.timing_ms.get("network_ms")}}
+    return {"scenes": len(scenes), "haar": {**evaluate_detections(dets, scenes).row(), "ms": timing.get("haar_ms")},
+            "model": {**ev.row(), "ms": ev.timing_ms.get("network_ms")}}
 
 
 def choices(height: int, width: int) -> list[dict[str, Any]]:

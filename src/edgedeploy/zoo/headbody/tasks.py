@@ -16,7 +16,7 @@ from typing import Any
 
 from ...errors import ConfigError
 from ..registry import register_task
-from .data import CATEGORIES, DetectionSet
+from .data import DetectionSet
 from .model import INPUT_SHAPE
 
 DEMO_TRAIN_SCENES = 120          # the "demo" budget's training scenes (weights.BUDGETS)
@@ -102,17 +102,7 @@ def evaluate_task(model_or_artifact: Any, data: SceneSplits) -> dict[str, Any]:
         from ...runtime import load
 
         model = load(Path(model), threads=1)
-    ev = evaluate(model, data.test_set)
-    out = {"map50": round(ev.map50, 2), "map50_95": round(ev.map50_95, 2)}
-    for name in CATEGORIES:
-        out[f"map50_{name}"] = round(ev.per_class[name]["map50"], 2)
-    far = ev.recall_by_distance["head"].get("15-20 ft", float("nan"))
-    out["head_recall_15_20ft"] = round(far, 2)
-    out["network_ms"] = round(ev.timing_ms.get("network_ms", float("nan")), 2)
-    out["images"] = ev.images
-    out["recall_by_distance"] = {c: {b: round(v, 2) for b, v in r.items()} for c, r in ev.recall_by_distance.items()}
-    out["counts_by_distance"] = ev.counts_by_distance
-    return out
+    return evaluate(model, data.test_set).row()
 
 
 def samples_task(model: Any, folder: Path, data: SceneSplits) -> list[dict[str, str]]:
