@@ -54,6 +54,30 @@ def test_sentence_set_is_real_text_split_by_docstring():
     assert abs(noise.cosine_mean) < 0.1 and noise.nn_agreement < 0.05
 
 
+def test_nn_agreement_separates_near_tie_neighbours():
+    sset = S.load_sentences(n_eval=300, n_pairs=100)
+    rng = np.random.default_rng(1)
+    e = rng.normal(size=(len(sset.texts()), 16))
+    e[1:4] = e[0] + 1e-3 * rng.normal(size=(3, 16))        # sentences 0-3: each has near-tie neighbours
+    u = e[:300] / np.linalg.norm(e[:300], axis=1, keepdims=True)
+    sim = u @ u.T
+    np.fill_diagonal(sim, -np.inf)
+    top = np.sort(sim, 1)
+    ties = top[:, -1] - top[:, -2] < S.TIE_GAP
+    assert ties[:4].all()
+    same = S.embedding_fidelity(e, e, sset)
+    assert same.nn_near_ties == pytest.approx(ties.mean()) and same.nn_agreement_clear == 1.0
+    got = e + 0.15 * rng.normal(size=e.shape)
+    noisy = S.embedding_fidelity(e, got, sset)
+    v = got[:300] / np.linalg.norm(got[:300], axis=1, keepdims=True)
+    sim_got = v @ v.T
+    np.fill_diagonal(sim_got, -np.inf)
+    agree = sim.argmax(1) == sim_got.argmax(1)
+    assert noisy.nn_agreement == pytest.approx(agree.mean()) and 0.5 < noisy.nn_agreement < 1.0
+    assert noisy.nn_agreement_clear == pytest.approx(agree[~ties].mean())
+    assert noisy.nn_agreement_clear > agree[ties].mean()              # near ties flip far more often
+
+
 def test_heads_local_half_refit_reload_and_onnx(mini, tmp_path):
     from transformers import AutoModel
 

@@ -111,7 +111,9 @@ def test_recover_encoder_raises_fidelity(minilm_hf):
     assert res.train_sentences == 1200 and len(res.history) == 2
     assert res.history[1]["kd"] < res.history[0]["kd"]
     assert res.after.cosine_mean > res.before.cosine_mean + 0.02          # held-out sentences, not the training ones
-    assert "cosine to the teacher" in res.summary()
+    assert res.history[-1]["eval"] == pytest.approx(res.after.cosine_mean, abs=1e-6)   # the held-out curve per epoch
+    assert res.before.cosine_mean < res.history[0]["eval"]
+    assert "cosine to the teacher" in res.summary() and f"per epoch {res.history[0]['eval']:.4f} -> " in res.summary()
     assert json.loads(json.dumps(res.to_dict()))["after"]["n_sentences"] == 200
     assert np.isfinite(res.history[0]["kd"])
 

@@ -56,7 +56,7 @@ class EncoderRecovery:
     seconds: float
     source: str
     config: RecoveryConfig
-    history: list[dict[str, float]] = field(default_factory=list)
+    history: list[dict[str, float]] = field(default_factory=list)   # per epoch; "eval" = held-out cosine
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (without the model)."""
@@ -65,11 +65,14 @@ class EncoderRecovery:
                 "history": self.history}
 
     def summary(self) -> str:
-        """One line: cosine and nearest-neighbour agreement before -> after."""
+        """One line: cosine and nearest-neighbour agreement before -> after, and the held-out cosine per epoch
+        (still rising at the end: more epochs would help)."""
         b, a = self.before, self.after
+        curve = " -> ".join(f"{h['eval']:.4f}" for h in self.history if "eval" in h)
         return (f"cosine to the teacher {b.cosine_mean:.4f} -> {a.cosine_mean:.4f} (min {a.cosine_min:.3f}), "
                 f"NN agreement {b.nn_agreement:.3f} -> {a.nn_agreement:.3f} on {a.n_sentences} held-out "
-                f"sentences; {self.train_sentences} training sentences, {self.seconds:.0f} s")
+                f"sentences; {self.train_sentences} training sentences, {self.seconds:.0f} s"
+                + (f"; held-out cosine per epoch {curve}" if curve else ""))
 
 
 def recover_encoder(student: nn.Module, teacher: nn.Module, tokenizer: Any, config: RecoveryConfig | None = None,
@@ -87,8 +90,11 @@ def recover_encoder(student: nn.Module, teacher: nn.Module, tokenizer: Any, conf
     dcfg = DistillConfig(output_loss="cosine", alpha=1.0, hidden_pairs=pairs[cfg.hidden], epochs=cfg.epochs,
                          lr=cfg.lr, dropout=False, cache_teacher=cfg.epochs > 1 and cfg.hidden != "all")
     t0 = time.perf_counter()
+    def held_out_cosine(model: nn.Module) -> float:
+        return S.embedding_fidelity(ref, S.encode(model, sset.texts(), tokenizer), sset).cosine_mean
+
     result = distill(student, teacher, S.training_batches(tokenizer, train, cfg.batch_size, cfg.max_length), dcfg,
-                     progress=progress)
+                     eval_fn=held_out_cosine, progress=progress)
     seconds = time.perf_counter() - t0
     after = S.embedding_fidelity(ref, S.encode(result.model, sset.texts(), tokenizer), sset)
     source = sset.source + (" + docstrings of installed libraries" if cfg.more_text else "")
