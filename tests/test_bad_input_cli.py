@@ -2,6 +2,7 @@
 nothing left in --out. Each case is what a new user really typed or had on disk."""
 from __future__ import annotations
 
+import json
 import os
 import sys
 import textwrap
@@ -92,6 +93,14 @@ def ws(tmp_path_factory):
     (root / "link.json").symlink_to(root / "notes.txt")
     (root / "jsondir").mkdir()
     (root / "bad.yaml").write_text("name: x\ndescription: [unclosed\n")
+    (root / "dangling").symlink_to(root / "nowhere")
+    from edgedeploy.zoo.minilm import model_dir
+
+    more = root / "morelayers"                  # config asks for 8 layers, the weights hold 6
+    more.mkdir()
+    cfg = json.loads((model_dir() / "config.json").read_text())
+    (more / "config.json").write_text(json.dumps({**cfg, "num_hidden_layers": 8}))
+    (more / "model.safetensors").symlink_to(model_dir() / "model.safetensors")
     return root
 
 
@@ -183,6 +192,20 @@ def _cases():
         ("qnn-activations", ["qnn", *DIGITS, "--activations", "s4", "--calib", "digits", *out],
          "unknown QNN activations"),
         ("qnn-weights", ["qnn", *DIGITS, "--weights", "u4", "--calib", "digits", *out], "unknown QNN weights"),
+        ("out-empty", ["prune", *DIGITS, "--out", ""], "--out is empty"),
+        ("out-empty-equals", ["export", *DIGITS, "--to", "onnx", "--out="], "--out is empty"),
+        ("out-under-a-file", ["prune", *DIGITS, "--out", "{ws}/notes.txt/sub"], "notes.txt is a file"),
+        ("out-dangling-symlink", ["prune", *DIGITS, "--out", "{ws}/dangling"], "is a dangling symlink"),
+        ("hf-folder-channel", ["prune", "{minilm}", "-g", "channel", *out], "-g head, ffn or transformer-layer"),
+        ("hf-folder-input-hint", ["prune", "{minilm}", "-g", "head", "-i", "abc", *out], "BATCHxSEQUENCE"),
+        ("hf-folder-missing-weights", ["prune", "{ws}/morelayers", "-g", "head", "-i", "1x16", *out],
+         "has no weights for"),
+        ("hf-distill-temperature", ["distill", "{minilm}", "--teacher", "{minilm}", "-T", "2", *out],
+         "--temperature does not apply to the Hugging Face folder"),
+        ("hf-distill-alpha-raw", ["distill", "{minilm}", "--teacher", "{minilm}", "--alpha", "0.3", "--raw-teacher",
+                                  *out], "--alpha, --raw-teacher do not apply"),
+        ("hf-teacher-image-student", ["distill", *DIGITS, "--teacher", "{minilm}", *out],
+         "is a Hugging Face folder but the student"),
     ]
 
 
@@ -204,7 +227,9 @@ def test_bad_input_is_one_line_exit_2_nothing_written(ws, digits_onnx, capfd, mo
     monkeypatch.syspath_prepend(str(ws))
     sys.modules.pop("userm", None)
     notes_before = (ws / "notes.txt").read_text()
-    rc = main([a.replace("{ws}", str(ws)) for a in argv])
+    from edgedeploy.zoo.minilm import model_dir
+
+    rc = main([a.replace("{ws}", str(ws)).replace("{minilm}", str(model_dir())) for a in argv])
     captured = capfd.readouterr()
     text = captured.out + captured.err
     lines = [ln for ln in text.splitlines() if ln.strip() and not ln.startswith("note:")]

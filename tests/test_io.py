@@ -44,6 +44,10 @@ def test_manifest_records_hashes_and_merges(tmp_path) -> None:
     m = json.loads((tmp_path / "manifest.json").read_text())
     assert set(m) == {"m.onnx", "openvino"}                 # keyed by artifact (a stage without files by name)
     assert m["m.onnx"]["stage"] == "onnx" and m["m.onnx"]["sha256"]["m.onnx"] == sha256_file(tmp_path / "m.onnx")
+    (tmp_path / "w.pt").write_bytes(b"w")
+    update_manifest(tmp_path, "prune", {"files": ["w.pt", "m.onnx"]})       # rewrote m.onnx: the onnx entry is stale
+    m = json.loads((tmp_path / "manifest.json").read_text())
+    assert set(m) == {"w.pt", "openvino"} and m["w.pt"]["stage"] == "prune"
     (tmp_path / "manifest.json").write_text("{not json")
     with pytest.raises(ArtifactError, match="corrupt"):
         update_manifest(tmp_path, "x", {})
@@ -54,3 +58,18 @@ def test_unwritable_output_folder_is_a_clear_error(tmp_path) -> None:
     blocker.write_text("")
     with pytest.raises(ArtifactError, match="cannot create output folder"):
         ensure_dir(blocker / "out")
+
+
+@pytest.mark.parametrize(("make", "needle"), [
+    (lambda t: "", "--out is empty"),
+    (lambda t: (t / "f").write_text("") or t / "f" / "sub" / "deeper", "is a file"),
+    (lambda t: (t / "dangling").symlink_to(t / "nowhere") or t / "dangling", "dangling symlink"),
+    (lambda t: (t / "f2").write_text("") or t / "f2", "exists and is not a folder"),
+])
+def test_output_folder_is_checked_before_any_work(tmp_path, make, needle) -> None:
+    from edgedeploy._io import check_output_folder
+
+    with pytest.raises(ArtifactError, match=needle):
+        check_output_folder(make(tmp_path))
+    assert check_output_folder(tmp_path / "new" / "run") == tmp_path / "new" / "run"
+    assert not (tmp_path / "new").exists()                    # checked, nothing created

@@ -286,3 +286,32 @@ def test_cli_prune(tmp_path, capsys):
     assert "amount must be a fraction" in err and "Traceback" not in err
     assert main(["prune", "digits-cnn", "--input", "1x1x16x16", "--ignore", "nope", "--out", str(out)]) == 2
     assert "ignored layer 'nope' does not exist" in _all(capsys.readouterr())
+
+
+def test_prune_out_is_all_or_nothing_and_honours_no_onnx(tmp_path, monkeypatch):
+    from edgedeploy.errors import ExportError
+    from edgedeploy.export import onnx as onnx_export
+
+    x = torch.rand(1, 1, 16, 16)
+    cfg = PruneConfig("channel", "local", 0.3)
+    prune(DigitsCNN().eval(), cfg, x, out=tmp_path / "a", onnx=False, progress=False, source="digits-cnn")
+    names = sorted(p.name for p in (tmp_path / "a").iterdir())
+    assert names == ["manifest.json", "model.pt", "prune_report.json"]
+    before = {n: (tmp_path / "a" / n).read_bytes() for n in names}
+
+    def broken(*args, **kwargs):
+        raise ExportError("the exporter broke")
+
+    monkeypatch.setattr(onnx_export, "export_onnx", broken)
+    for out in (tmp_path / "b", tmp_path / "a"):
+        with pytest.raises(ExportError):
+            prune(DigitsCNN().eval(), cfg, x, out=out, progress=False, source="digits-cnn")
+    assert not (tmp_path / "b").exists()                                   # a new folder: removed again
+    assert {n: (tmp_path / "a" / n).read_bytes() for n in sorted(p.name for p in (tmp_path / "a").iterdir())} == before
+
+
+def test_cli_prune_no_onnx_writes_no_onnx(tmp_path, capsys):
+    from edgedeploy.cli import main
+
+    assert main(["prune", "digits-cnn", "-i", "1x1x16x16", "-a", "0.3", "--no-onnx", "--out", str(tmp_path / "o")]) == 0
+    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["manifest.json", "model.pt", "prune_report.json"]

@@ -148,6 +148,35 @@ def test_ffn_uniform_and_dropped_layers_stay_stock(mini, tmp_path):
     assert heads.config.pruned_layers == m.config.pruned_layers
 
 
+def test_folder_save_is_all_or_nothing_quiet_and_honours_no_onnx(mini, tmp_path, monkeypatch, capfd):
+    import os
+
+    from edgedeploy.errors import ExportError
+    from edgedeploy.export import onnx as onnx_export
+
+    dense, _, _, data, example, _ = mini
+    res = prune(dense, PruneConfig("ffn", "local", 0.5), example, train_data=data[:1], progress=False,
+                out=tmp_path / "a", onnx=False)
+    names = sorted(p.name for p in (tmp_path / "a").iterdir())
+    assert names == ["config.json", "manifest.json", "model.safetensors", "prune_report.json"]
+    mask = os.umask(0)
+    os.umask(mask)
+    assert all((tmp_path / "a" / n).stat().st_mode & 0o777 == 0o666 & ~mask for n in names)   # safetensors too
+    assert "Writing model shards" not in "".join(capfd.readouterr())       # no progress bar left on the console
+
+    def broken(*args, **kwargs):
+        raise ExportError("the exporter broke")
+
+    monkeypatch.setattr(onnx_export, "export_onnx", broken)
+    with pytest.raises(ExportError):
+        hf.save_hf_folder(res.model, example, tmp_path / "b", {}, res.report)
+    assert not (tmp_path / "b").exists()                                   # nothing half-written
+    before = {n: (tmp_path / "a" / n).read_bytes() for n in names}
+    with pytest.raises(ExportError):
+        hf.save_hf_folder(res.model, example, tmp_path / "a", {}, res.report)
+    assert {n: (tmp_path / "a" / n).read_bytes() for n in sorted(p.name for p in (tmp_path / "a").iterdir())} == before
+
+
 def test_global_heads_rank_across_layers_and_iterative_steps(mini):
     dense, _, _, data, example, _ = mini
     res = prune(dense, PruneConfig("head", "global", 0.5, max_amount=0.75), example, train_data=data[:2],

@@ -55,6 +55,12 @@ def _write(tmp_path, text, name="r.yaml"):
     (lambda s: s.replace("epochs: 2", "epoch: 2"), "line 8: steps.0.train.epoch is not an option of digits-cnn's "
                                                    "training loop; valid options: epochs, seed"),
     (lambda s: s.replace("model: digits-cnn", "model: resnet18"), "steps.0.train needs a zoo model with a training"),
+    (lambda s: s.replace("epochs: 2", "epochs: -3"), "line 8: steps.0.train.epochs must be > 0, got -3"),
+    (lambda s: s.replace("epochs: 2", "epochs: 2.5"), "steps.0.train.epochs must be an integer, got 2.5"),
+    (lambda s: s.replace("epochs: 2", "epochs: five"), "steps.0.train.epochs must be an integer, got 'five'"),
+    (lambda s: s.replace("epochs: 2", "epochs: true"), "steps.0.train.epochs must be an integer, got True"),
+    (lambda s: s.replace("epochs: 2", "seed: -1"), "steps.0.train.seed must be >= 0, got -1"),
+    (lambda s: s.replace("threads: 1", "threads: one"), "line 6: threads must be an integer, got 'one'"),
 ])
 def test_validation_names_key_and_line(tmp_path, edit, needle):
     with pytest.raises(ConfigError) as err:
@@ -238,3 +244,48 @@ def test_the_starting_model_carries_the_recipes_variant_name(tmp_path):
         """)
     run = run_recipe(recipe, tmp_path / "run")
     assert json.loads((run.run_dir / "01-profile" / "result.json").read_text())["variant"] == "student"
+
+
+def test_an_interrupted_run_says_so_and_its_report_is_not_a_pass(tmp_path, monkeypatch, capsys):
+    """Ctrl-C during step 3: run.json records the interruption and the steps that never ran; `report` of that
+    folder says 'incomplete run' (never PASS), and --resume finishes it."""
+    from edgedeploy.report.build import overall_verdict
+    from edgedeploy.report.rundir import load_run
+    from edgedeploy.run import engine
+
+    recipe = _write(tmp_path, """\
+        model: digits-cnn
+        input: 1x1x16x16
+        target: myriadx
+        data: digits
+        steps:
+          - profile: {precision: fp16, fps: 30}
+          - check: {}
+          - export: {to: [onnx]}
+          - evaluate: {}
+    """)
+    out = tmp_path / "run"
+
+    def ctrl_c(step, state, folder):
+        raise KeyboardInterrupt
+
+    monkeypatch.setitem(engine.RUNNERS, "export", ctrl_c)
+    assert main(["run", str(recipe), "--out", str(out)]) == 130
+    meta = json.loads((out / "run.json").read_text())
+    assert meta["interrupted"] and meta["finished"] is None
+    assert [s["status"] for s in meta["steps"]] == ["ok", "ok"]
+    assert not (out / "03-export").exists()                  # the interrupted step's empty folder is gone
+    run = load_run(out)
+    assert run.never_ran == ("03-export", "04-evaluate")
+    status, head, lines = overall_verdict(run)
+    assert status == "UNKNOWN" and head.startswith("incomplete run: digits-cnn on myriadx")
+    assert "never ran: 03-export, 04-evaluate" in lines[0] and "--resume" in lines[0]
+    capsys.readouterr()
+    assert main(["report", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "UNKNOWN incomplete run" in printed and "PASS" not in printed
+    monkeypatch.undo()
+    assert main(["run", str(recipe), "--out", str(out), "--resume"]) == 0
+    meta = json.loads((out / "run.json").read_text())
+    assert "interrupted" not in meta and meta["finished"]
+    assert overall_verdict(load_run(out))[0] == "PASS"

@@ -56,10 +56,22 @@ def check_output_file(path: str | os.PathLike[str], what: str = "output") -> Pat
 
 
 def check_output_folder(path: str | os.PathLike[str]) -> Path:
-    """Refuse an output folder path that exists and is not a folder (checked before any work; nothing created)."""
+    """Refuse an output folder that cannot be one, before any work (nothing created): empty, an existing non-folder,
+    a dangling symlink, or under a file / an unwritable folder."""
+    if not str(path).strip():
+        raise ArtifactError("--out is empty; name an output folder, e.g. --out runs/out")
     p = Path(path)
+    if p.is_symlink() and not p.exists():
+        raise ArtifactError(f"output folder {p} is a dangling symlink; choose another --out")
     if p.exists() and not p.is_dir():
         raise ArtifactError(f"output folder {p} exists and is not a folder; choose another --out")
+    parent = p.absolute().parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ArtifactError(f"output folder {p} cannot be created: {parent} is a file; choose another --out")
+    if not p.exists() and not os.access(parent, os.W_OK | os.X_OK):
+        raise ArtifactError(f"output folder {p} cannot be created: {parent} is not writable; choose another --out")
     return p
 
 
@@ -290,7 +302,8 @@ def update_manifest(folder: str | os.PathLike[str], stage: str, entry: dict[str,
     """Record one artifact in ``folder/manifest.json`` (atomically): keyed by its main file, with hashes.
 
     Every artifact gets its own entry (``entry["files"][0]`` is the key), so a helper file of one stage
-    never overwrites the record of another stage's artifact.
+    never overwrites the record of another stage's artifact. An older entry that lists any file this one just
+    rewrote is dropped: its hashes and provenance no longer describe what is on disk.
     """
     folder = ensure_dir(folder)
     path = folder / "manifest.json"
@@ -305,6 +318,8 @@ def update_manifest(folder: str | os.PathLike[str], stage: str, entry: dict[str,
     files = [str(f) for f in entry.get("files", [])]
     key = files[0] if files else stage
     hashes = {f: sha256_file(folder / f) for f in files if (folder / f).is_file()}
+    manifest = {k: v for k, v in manifest.items()
+                if k == key or not (isinstance(v, dict) and {k, *map(str, v.get("files", []))} & set(files))}
     manifest[key] = {"stage": stage, **entry, "sha256": hashes, "written_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     return write_json_atomic(path, manifest)
 

@@ -16,7 +16,8 @@ def parse_shape(text: str) -> tuple[int, ...]:
     try:
         shape = tuple(int(p) for p in parts)
     except ValueError:
-        raise ShapeError(f"cannot parse input shape {text!r}: write it as NxCxHxW, e.g. 1x3x224x224") from None
+        raise ShapeError(f"cannot parse input shape {text!r}: write it as NxCxHxW, e.g. 1x3x224x224 (a text encoder: "
+                         "BATCHxSEQUENCE, e.g. 1x128)") from None
     return check_shape(shape, repr(text))
 
 

@@ -48,6 +48,9 @@ def main(argv: list[str] | None = None) -> int:
     debug = "--debug" in args
     if debug:
         args.remove("--debug")
+    empty = [a for a, v in zip(args, [*args[1:], None]) if a in ("--out", "-o") and v is not None and not v.strip()]
+    if empty or any(a == "--out=" for a in args):      # Path("") would be ".": outputs scattered into the cwd
+        return _fail("--out is empty; name an output folder or file, e.g. --out runs/out")
     try:
         _register()
         code = app(args=args, prog_name="edgedeploy", standalone_mode=False)

@@ -47,7 +47,9 @@ def model_and_shape(ref: str, input_text: str | None, pretrained: bool = False, 
     shape = shape_of(input_text)
     model = load_model(ref, pretrained=pretrained, trust_pickle=trust_pickle, trust_remote_code=trust_remote_code)
     if shape is None and not isinstance(model, Path) and need_shape:
-        raise ShapeError(f"model {ref} is a torch module: give its input shape with --input, e.g. --input 1x3x224x224")
+        example = ("BATCHxSEQUENCE, e.g. --input 1x128 (NxCxHxW for a ViT)" if Path(ref).is_dir()
+                   else "e.g. --input 1x3x224x224")
+        raise ShapeError(f"model {ref} is a torch module: give its input shape with --input, {example}")
     if shape is None and isinstance(model, Path) and model.suffix == ".onnx":
         from ..onnx_utils import onnx_inputs
 

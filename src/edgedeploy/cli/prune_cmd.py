@@ -59,15 +59,21 @@ def prune_cmd(
     from .._io import check_output_folder
     from ..compress.prune import PruneConfig, prune
 
+    from ..compress.prune.config import TRANSFORMER_GRANULARITIES
+    from ..errors import ConfigError
+
     check_output_folder(out)
     config = PruneConfig(granularity=granularity, scope=scope, amount=amount, criterion=criterion,
                          ignored=tuple(ignore), round_to=round_to, steps=steps, shape_pattern=shape_pattern)
+    if Path(model).is_dir() and granularity not in (*TRANSFORMER_GRANULARITIES, "layer"):
+        raise ConfigError(f"--granularity {granularity} does not apply to the Hugging Face folder {model}: prune it "
+                          "with -g head, ffn or transformer-layer")
     net, example = _torch_model(model, pretrained, trust_pickle, input, trust_remote_code)
     train = _train_batches(data, example, model, trust_remote_code)
     if train is None and Path(model).is_dir() and config.criterion != "random":
         console.print("note: heads/units/layers are scored on the seeded example input only; --data sentences "
                       "scores them on real text", highlight=False)
-    result = prune(net, config, example, train_data=train, out=out, source=_source(model, pretrained))
+    result = prune(net, config, example, train_data=train, out=out, source=_source(model, pretrained), onnx=onnx)
     console.print(result.report.table())
     console.print(result.report.summary(), highlight=False)
     console.print(f"written to {out}")
@@ -139,8 +145,9 @@ def distill_cmd(
                                      "BATCHxSEQUENCE for a text encoder (the ONNX example), e.g. 1x128"),
     epochs: int = typer.Option(5, "--epochs"),
     lr: float | None = typer.Option(None, "--lr", help="learning rate (default 3e-3; text encoders 5e-4)"),
-    temperature: float = typer.Option(4.0, "--temperature", "-T"),
-    alpha: float = typer.Option(0.5, "--alpha", help="weight of the soft-target loss (1 - alpha: labels)"),
+    temperature: float | None = typer.Option(None, "--temperature", "-T", help="softmax temperature (default 4)"),
+    alpha: float | None = typer.Option(None, "--alpha", help="weight of the soft-target loss (1 - alpha: labels; "
+                                       "default 0.5)"),
     more_text: bool = typer.Option(False, "--more-text", help="text encoders: also train on the docstrings of "
                                    "installed libraries (about ten times the text, as much longer)"),
     pretrained_teacher: bool = typer.Option(True, "--pretrained-teacher/--raw-teacher",
@@ -155,15 +162,28 @@ def distill_cmd(
     from ..compress.distill_report import distill_summary
     from ..compress.prune.api import save_compressed
 
+    from ..errors import ConfigError
+
     if Path(student).is_dir():
-        _distill_encoder(student, teacher, out, data, input, epochs, lr, more_text, trust_remote_code)
+        given = [flag for flag, used in (("--temperature", temperature is not None), ("--alpha", alpha is not None),
+                                         ("--raw-teacher", not pretrained_teacher), ("--trust-pickle", trust_pickle))
+                 if used]
+        if given:
+            raise ConfigError(f"{', '.join(given)} {'does' if len(given) == 1 else 'do'} not apply to the Hugging "
+                              f"Face folder {student}: a text encoder learns its teacher folder's embeddings "
+                              "(cosine + hidden-state MSE); leave it out")
+        _distill_encoder(student, teacher, out, data, input, epochs, lr, more_text, trust_remote_code, onnx)
         return
-    config = DistillConfig(temperature=temperature, alpha=alpha, epochs=epochs, lr=3e-3 if lr is None else lr)
+    config = DistillConfig(temperature=4.0 if temperature is None else temperature,
+                           alpha=0.5 if alpha is None else alpha, epochs=epochs, lr=3e-3 if lr is None else lr)
     check_output_folder(out)
+    if Path(teacher).is_dir():
+        raise ConfigError(f"teacher {teacher} is a Hugging Face folder but the student {student} is not: a folder "
+                          "teaches the folder pruned from it (distill FOLDER --teacher FOLDER)")
     snet, example = _torch_model(student, False, trust_pickle, input)
-    tnet, _ = _torch_model(teacher, pretrained_teacher, trust_pickle, input)
     data = data or "digits"
-    dataset = calib_data(data, tuple(example.shape), role="train")
+    dataset = calib_data(data, tuple(example.shape), role="train")       # a bad --data fails before the teacher
+    tnet, _ = _torch_model(teacher, pretrained_teacher, trust_pickle, input)
     summary = distill_summary(snet, tnet, dataset, config)
     save_compressed(summary.model, example, out, "distill", _source(student, False),
                     {"teacher": teacher, "data": data, "config": summary.config}, report_name="distill_history.json",
@@ -174,7 +194,7 @@ def distill_cmd(
 
 
 def _distill_encoder(student: str, teacher: str, out: Path, data: str | None, input_text: str | None, epochs: int,
-                     lr: float | None, more_text: bool, trust_remote_code: bool) -> None:
+                     lr: float | None, more_text: bool, trust_remote_code: bool, onnx: bool = True) -> None:
     """A pruned Hugging Face text encoder folder learns back its teacher's embeddings (zoo.encoder_recovery)."""
     from .._io import check_output_folder
     from ..compress.prune.hf import family, save_hf_folder
@@ -200,6 +220,6 @@ def _distill_encoder(student: str, teacher: str, out: Path, data: str | None, in
     result = recover_encoder(snet, tnet, _tokenizer(student, trust_remote_code), config)
     save_hf_folder(result.model, example, out, {"teacher": teacher, "source": _source(student, False),
                                                 "data": result.source}, result, stage="distill",
-                   report_name="distill_history.json")
+                   report_name="distill_history.json", onnx=onnx)
     console.print(result.summary(), highlight=False)
     console.print(f"written to {out}")

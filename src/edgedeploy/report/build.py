@@ -67,6 +67,16 @@ def _has_numbers(v: Variant) -> bool:
 def overall_verdict(run: RunRecord) -> tuple[str, str, list[str]]:
     """The run's status (the worst of each target's last check; FAIL when a step failed), a headline, and the
     lines behind it."""
+    status, head, lines = _checked(run)
+    if run.interrupted:
+        lines = [f"the run was interrupted ({run.interrupted}); never ran: {', '.join(run.never_ran) or 'none'}; "
+                 "finish it with `edgedeploy run RECIPE --out DIR --resume`", *lines]
+        return ("FAIL" if status == "FAIL" else "UNKNOWN"), f"incomplete run: {head}", lines
+    return status, head, lines
+
+
+def _checked(run: RunRecord) -> tuple[str, str, list[str]]:
+    """The verdict from the check steps and failed steps alone."""
     checks = run.of_kind("check")
     failed = [s for s in run.steps if s.status == "failed"]
     lines = [f"step {s.index} ({s.name}) failed: {s.error or 'no error recorded'}" for s in failed]

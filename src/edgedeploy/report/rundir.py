@@ -54,6 +54,8 @@ class RunRecord:
     finished: str | None
     recipe: dict[str, Any]
     steps: tuple[StepRecord, ...]
+    interrupted: str | None = None      # when the run was stopped (Ctrl-C) before its last step
+    never_ran: tuple[str, ...] = ()     # the steps an interrupted run never reached
 
     def of_kind(self, kind: str, with_data: bool = True) -> list[StepRecord]:
         """Steps of one kind, in run order (only those with a result unless ``with_data`` is False)."""
@@ -93,7 +95,16 @@ def load_run(run_dir: str | os.PathLike[str]) -> RunRecord:
     return RunRecord(folder=folder, model=str(meta.get("model") or "model"), target=meta.get("target"),
                      host=dict(meta.get("host") or {}), versions=dict(meta.get("versions") or {}),
                      started=meta.get("started"), finished=meta.get("finished"),
-                     recipe=dict(meta.get("recipe") or {}), steps=tuple(steps))
+                     recipe=dict(meta.get("recipe") or {}), steps=tuple(steps),
+                     interrupted=meta.get("interrupted"), never_ran=_never_ran(meta, steps))
+
+
+def _never_ran(meta: dict[str, Any], steps: list[StepRecord]) -> tuple[str, ...]:
+    """Planned steps of an interrupted run that have no record (an uninterrupted run has none)."""
+    if not meta.get("interrupted"):
+        return ()
+    done = {s.folder.name for s in steps}
+    return tuple(str(d) for d in meta.get("planned") or () if str(d) not in done)
 
 
 def _step(folder: Path, position: int, entry: dict[str, Any]) -> StepRecord:

@@ -7,6 +7,7 @@ training does not cost them again. A failed step keeps what earlier steps made a
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -91,24 +92,37 @@ def _run(recipe: Recipe, run_dir: Path, resume: bool, echo: Any) -> RunResult:
         state = _initial_state(recipe, run_dir)
         result = RunResult(run_dir)
         meta = _meta(recipe)
-        failed = False
         chain = _hash({"model": recipe.model, "input": recipe.input, "data": recipe.data,
                        "pretrained": recipe.pretrained, "target": recipe.target,
                        **({"variant": recipe.variant} if recipe.variant != "baseline" else {})})
-        for step in recipe.steps:
-            chain = _hash({"prev": chain, "kind": step.kind, "options": step.options})
-            if failed:
-                result.steps.append(StepRecord(step.index, step.kind, step.dirname, "skipped", 0.0))
-                continue
-            record = _run_step(step, state, run_dir, chain, resume, echo)
-            result.steps.append(record)
-            failed = record.status == "failed"
-            if step.kind == "report" and record.status == "ok":
-                result.report = run_dir / step.dirname / "report.html"
-            meta["steps"] = [vars(s) for s in result.steps]
-            meta["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        meta["planned"] = [step.dirname for step in recipe.steps]
+        try:
+            _run_steps(recipe, state, run_dir, resume, echo, result, meta, chain)
+        except KeyboardInterrupt:            # the record says so: a report of this folder must not read as complete
+            meta["interrupted"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
             write_json_atomic(run_dir / "run.json", meta)
+            raise
+        meta["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        write_json_atomic(run_dir / "run.json", meta)
     return result
+
+
+def _run_steps(recipe: Recipe, state: State, run_dir: Path, resume: bool, echo: Any, result: RunResult,
+               meta: dict[str, Any], chain: str) -> None:
+    """Every step in order (after a failure the rest are skipped); run.json is rewritten after each."""
+    failed = False
+    for step in recipe.steps:
+        chain = _hash({"prev": chain, "kind": step.kind, "options": step.options})
+        if failed:
+            result.steps.append(StepRecord(step.index, step.kind, step.dirname, "skipped", 0.0))
+            continue
+        record = _run_step(step, state, run_dir, chain, resume, echo)
+        result.steps.append(record)
+        failed = record.status == "failed"
+        if step.kind == "report" and record.status == "ok":
+            result.report = run_dir / step.dirname / "report.html"
+        meta["steps"] = [vars(s) for s in result.steps]
+        write_json_atomic(run_dir / "run.json", meta)
 
 
 def _initial_state(recipe: Recipe, run_dir: Path) -> State:
@@ -147,6 +161,8 @@ def _run_step(step: Step, state: State, run_dir: Path, chain: str, resume: bool,
         folder.mkdir(parents=True, exist_ok=True)
         outcome = RUNNERS[step.kind](step, state, folder)
     except KeyboardInterrupt:
+        with contextlib.suppress(OSError):
+            folder.rmdir()                  # the interrupted step's folder, when it holds nothing yet
         raise
     except EdgeDeployError as exc:
         seconds = time.perf_counter() - start

@@ -73,6 +73,8 @@ class Recipe:
 
 _TOP = {"name": str, "model": str, "variant": str, "input": str, "target": str, "data": str, "pretrained": bool,
         "threads": int, "steps": list}
+_KIND = {"str": "a string", "bool": "true or false", "int": "an integer", "float": "a number",
+         "list": "a list of steps"}
 
 
 #: recipes that ship with edgedeploy, run by name (``edgedeploy run digits``)
@@ -123,7 +125,7 @@ def parse_recipe(raw: Any, source: str = "<recipe>", lines: dict[tuple[Any, ...]
         if key not in _TOP:
             raise bad((key,), f"is not a recipe key; valid keys: {', '.join(_TOP)}")
         if not isinstance(value, _TOP[key]) and not (key == "input" and isinstance(value, list)):
-            raise bad((key,), f"must be a {_TOP[key].__name__}, got {value!r}")
+            raise bad((key,), f"must be {_KIND.get(_TOP[key].__name__, _TOP[key].__name__)}, got {value!r}")
     if "model" not in raw:
         raise bad(("model",), "is missing: name the model (zoo name, package.module:factory, .onnx or model.pt)")
     shape = _shape(raw.get("input"), bad)
@@ -215,10 +217,41 @@ def _train_options(model: str, step: Step, bad: Any) -> None:
                        "the model file, or use pretrained: true)")
     valid = [n for n, p in list(inspect.signature(trainer).parameters.items())[2:]
              if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
-    for key in step.options:
+    params = inspect.signature(trainer, eval_str=True).parameters
+    for key, value in step.options.items():
         if key not in valid:
             raise bad(loc + (key,), f"is not an option of {model}'s training loop; valid options: "
                                     f"{', '.join(valid) or 'none'}")
+        why = _train_value(key, value, params[key].annotation)
+        if why:
+            raise bad(loc + (key,), why)
+
+
+#: training-loop options that count something (>= 1) or are rates / weights (> 0 or >= 0)
+_POSITIVE, _NON_NEGATIVE = ("epochs", "batch_size", "steps", "lr"), ("weight_decay", "seed")
+
+
+def _train_value(key: str, value: Any, annotation: Any) -> str:
+    """Why a training-loop option's value is wrong ('' when it is fine): its type, then its range."""
+    import inspect
+    import math
+
+    import pydantic
+
+    if annotation is not inspect.Parameter.empty:
+        try:
+            value = pydantic.TypeAdapter(annotation).validate_python(value, strict=isinstance(value, bool))
+        except pydantic.ValidationError as exc:
+            want = _KIND.get(getattr(annotation, "__name__", ""), "")
+            return f"must be {want}, got {value!r}" if want else f"is invalid ({exc.errors()[0]['msg']}), got {value!r}"
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if not math.isfinite(value):
+            return f"must be a finite number, got {value!r}"
+        if key in _POSITIVE and value <= 0:
+            return f"must be > 0, got {value!r}"
+        if key in _NON_NEGATIVE and value < 0:
+            return f"must be >= 0, got {value!r}"
+    return ""
 
 
 def _config(kind: str, options: dict[str, Any], bad: Any) -> Any:

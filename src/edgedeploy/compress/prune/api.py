@@ -30,14 +30,15 @@ def prune(model: nn.Module, config: PruneConfig | None = None, example_inputs: A
           train_data: Any = None, fine_tune: FineTune | None = None,
           eval_fn: Callable[[nn.Module], float] | None = None, loss_fn: Callable[..., torch.Tensor] | None = None,
           progress: bool = True, inplace: bool = False, out: str | os.PathLike[str] | None = None,
-          source: str | None = None) -> PruneResult:
+          source: str | None = None, onnx: bool = True) -> PruneResult:
     """Prune a copy of ``model`` at the configured granularity; returns the pruned model and a PruneReport.
 
     ``train_data`` ((x, y) batches) feeds gradient criteria (taylor) and layer scoring; ``fine_tune(model, step)``
     runs after every pruning step of the iterative schedule; ``eval_fn(model) -> metric`` (higher is better)
     ranks blocks for criterion "measured". With local channel/filter pruning, no layer loses more than
     ``amount`` (coupled groups that cut a layer twice are re-pruned at a lower ratio; the report says where).
-    With ``out``, writes model.pt (weights-only format, rebuilt from ``source``), model.onnx and the report.
+    With ``out``, writes model.pt (weights-only format, rebuilt from ``source``), model.onnx (unless ``onnx=False``)
+    and the report, all or nothing.
     """
     config = config or PruneConfig()
     if not isinstance(model, nn.Module):
@@ -83,10 +84,10 @@ def prune(model: nn.Module, config: PruneConfig | None = None, example_inputs: A
     if out is not None and config.granularity in TRANSFORMER_GRANULARITIES:
         from .hf import save_hf_folder
 
-        save_hf_folder(pruned, example_inputs, out, {"config": config.to_dict(), "source": source}, report)
+        save_hf_folder(pruned, example_inputs, out, {"config": config.to_dict(), "source": source}, report, onnx=onnx)
     elif out is not None:
         save_compressed(pruned, example_inputs, out, "prune", source, {"config": config.to_dict()},
-                        report_name="prune_report.json", report=report)
+                        report_name="prune_report.json", report=report, onnx=onnx)
     return result
 
 
@@ -174,25 +175,26 @@ def _schedule(backend: Any, config: PruneConfig, fine_tune: FineTune | None, pro
             bar.advance(task)
 
 
-def save_compressed(model: nn.Module, example_inputs: Any, out: str | os.PathLike[str], stage: str,
+def save_compressed(model: nn.Module, example_inputs: Any, out: str | os.PathLike[str], stage_name: str,
                     source: str | None, entry: dict[str, Any], report_name: str | None = None,
                     report: Any = None, onnx: bool = True, transforms: Any = ()) -> list[Path]:
     """Write a compressed model into ``out``: model.pt (weights-only format, rebuilt from ``source`` and its
     architecture ``transforms``), model.onnx (parity-checked), the report JSON and a manifest entry. Shared by prune
     and distill."""
-    from ..._io import output_lock, package_versions, update_manifest, write_json_atomic
+    from ..._io import output_lock, package_versions, publish, staging, update_manifest, write_json_atomic
     from ...export.onnx import OnnxConfig, export_onnx
     from ...modelfile import save_model_file
 
-    with output_lock(out) as folder:
-        files = [save_model_file(model, folder / "model.pt", source, transforms)]
+    with output_lock(out) as folder, staging(folder) as stage:       # all or nothing: published at the end
+        files = [save_model_file(model, stage / "model.pt", source, transforms)]
         if report is not None and report_name:
-            files.append(write_json_atomic(folder / report_name, report.to_dict()))
+            files.append(write_json_atomic(stage / report_name, report.to_dict()))
         if onnx and example_inputs is not None:
             from ._cost import as_tuple
 
             files.append(export_onnx(model, as_tuple(example_inputs), OnnxConfig(exporter="torchscript"),
-                                     out=folder, name="model").path)
-        update_manifest(folder, stage, {**entry, "source": source, "files": [f.name for f in files],
-                                        "versions": package_versions("torch-pruning", "onnx", "onnxruntime")})
+                                     out=stage, name="model").path)
+        files = publish(stage, folder, [f.name for f in files])
+        update_manifest(folder, stage_name, {**entry, "source": source, "files": [f.name for f in files],
+                                             "versions": package_versions("torch-pruning", "onnx", "onnxruntime")})
     return files

@@ -323,7 +323,8 @@ class _MainOutput(nn.Module):
 
 
 def save_hf_folder(model: nn.Module, example_inputs: Any, out: Any, entry: dict[str, Any] | None = None,
-                   report: Any = None, stage: str = "prune", report_name: str = "prune_report.json") -> list[Any]:
+                   report: Any = None, stage: str = "prune", report_name: str = "prune_report.json",
+                   onnx: bool = True) -> list[Any]:
     """Write a (pruned) Hugging Face model into ``out`` as a standard folder plus ONNX; returns the files.
 
     ``save_pretrained`` files (config.json, model.safetensors and, for a per-layer config, modeling_pruned.py),
@@ -331,11 +332,15 @@ def save_hf_folder(model: nn.Module, example_inputs: Any, out: Any, entry: dict[
     sequence dynamic, output ``logits`` or ``last_hidden_state``, parity-checked on ONNX Runtime by
     ``export_onnx``), the report (``report_name``) and a manifest entry for ``stage``. When ``entry["source"]``
     is a model folder, its tokenizer / preprocessor files are copied along: the result is as usable as its source.
+    All or nothing: the files are written into a staging folder and published together (``onnx=False``: no ONNX).
     """
+    import os
     import shutil
     from pathlib import Path
 
-    from ..._io import output_lock, package_versions, update_manifest, write_json_atomic
+    import transformers
+
+    from ..._io import _umask, output_lock, package_versions, publish, staging, update_manifest, write_json_atomic
     from ...export.onnx import OnnxConfig, export_onnx
     from ._cost import as_tuple
 
@@ -353,17 +358,26 @@ def save_hf_folder(model: nn.Module, example_inputs: Any, out: Any, entry: dict[
     # BERT branches on `padding_mask.all()` outside tracing only; traced, it keeps the general masked path
     config = OnnxConfig(exporter="torchscript", opset=17, input_names=names, output_names=(main,),
                         dynamic_axes=axes, allow_data_dependent=True)
-    with output_lock(out) as folder:
-        model.save_pretrained(folder)
-        files = [folder / n for n in ("config.json", "model.safetensors", "modeling_pruned.py")
-                 if (folder / n).exists()]
+    bars = transformers.utils.logging.is_progress_bar_enabled()
+    with output_lock(out) as folder, staging(folder) as tmp:
+        transformers.utils.logging.disable_progress_bar()      # no "Writing model shards" bar left on the console
+        try:
+            model.save_pretrained(tmp)
+        finally:
+            if bars:
+                transformers.utils.logging.enable_progress_bar()
+        files = [tmp / n for n in ("config.json", "model.safetensors", "modeling_pruned.py") if (tmp / n).exists()]
         source = Path(str((entry or {}).get("source") or ""))
         for name in TOKENIZER_FILES if str(source) and source.is_dir() else ():
             if (source / name).is_file():
-                files.append(Path(shutil.copyfile(source / name, folder / name)))
+                files.append(Path(shutil.copyfile(source / name, tmp / name)))
         if report is not None:
-            files.append(write_json_atomic(folder / report_name, report.to_dict()))
-        files.append(export_onnx(wrapped, args, config, out=folder, name="model").path)
+            files.append(write_json_atomic(tmp / report_name, report.to_dict()))
+        if onnx:
+            files.append(export_onnx(wrapped, args, config, out=tmp, name="model").path)
+        for f in files:                                        # safetensors writes 0600; artifacts get the usual
+            os.chmod(f, 0o666 & ~_umask())
+        files = publish(tmp, folder, [f.name for f in files])
         update_manifest(folder, stage, {**(entry or {}), "format": "huggingface", "class": type(model).__name__,
                                           "files": [f.name for f in files],
                                           "versions": package_versions("transformers", "onnx", "onnxruntime")})
