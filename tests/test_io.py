@@ -45,9 +45,12 @@ def test_manifest_records_hashes_and_merges(tmp_path) -> None:
     assert set(m) == {"m.onnx", "openvino"}                 # keyed by artifact (a stage without files by name)
     assert m["m.onnx"]["stage"] == "onnx" and m["m.onnx"]["sha256"]["m.onnx"] == sha256_file(tmp_path / "m.onnx")
     (tmp_path / "w.pt").write_bytes(b"w")
-    update_manifest(tmp_path, "prune", {"files": ["w.pt", "m.onnx"]})       # rewrote m.onnx: the onnx entry is stale
+    update_manifest(tmp_path, "bundle", {"files": ["w.pt", "m.onnx"]})      # lists m.onnx as it is: both stay
+    assert set(json.loads((tmp_path / "manifest.json").read_text())) == {"m.onnx", "openvino", "w.pt"}
+    (tmp_path / "m.onnx").write_bytes(b"other")
+    update_manifest(tmp_path, "prune", {"files": ["p.pt", "m.onnx"]})       # rewrote m.onnx: older records are stale
     m = json.loads((tmp_path / "manifest.json").read_text())
-    assert set(m) == {"w.pt", "openvino"} and m["w.pt"]["stage"] == "prune"
+    assert set(m) == {"p.pt", "openvino"} and m["p.pt"]["stage"] == "prune"
     (tmp_path / "manifest.json").write_text("{not json")
     with pytest.raises(ArtifactError, match="corrupt"):
         update_manifest(tmp_path, "x", {})

@@ -303,7 +303,7 @@ def update_manifest(folder: str | os.PathLike[str], stage: str, entry: dict[str,
 
     Every artifact gets its own entry (``entry["files"][0]`` is the key), so a helper file of one stage
     never overwrites the record of another stage's artifact. An older entry that lists any file this one just
-    rewrote is dropped: its hashes and provenance no longer describe what is on disk.
+    rewrote with other content is dropped: its hashes and provenance no longer describe what is on disk.
     """
     folder = ensure_dir(folder)
     path = folder / "manifest.json"
@@ -318,10 +318,15 @@ def update_manifest(folder: str | os.PathLike[str], stage: str, entry: dict[str,
     files = [str(f) for f in entry.get("files", [])]
     key = files[0] if files else stage
     hashes = {f: sha256_file(folder / f) for f in files if (folder / f).is_file()}
-    manifest = {k: v for k, v in manifest.items()
-                if k == key or not (isinstance(v, dict) and {k, *map(str, v.get("files", []))} & set(files))}
+    manifest = {k: v for k, v in manifest.items() if k == key or not _stale(v, hashes)}
     manifest[key] = {"stage": stage, **entry, "sha256": hashes, "written_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     return write_json_atomic(path, manifest)
+
+
+def _stale(entry: Any, hashes: dict[str, str]) -> bool:
+    """True when a manifest entry recorded another hash for a file just rewritten."""
+    recorded = entry.get("sha256") if isinstance(entry, dict) else None
+    return isinstance(recorded, dict) and any(recorded.get(f, h) != h for f, h in hashes.items())
 
 
 def manifest_entries(folder: str | os.PathLike[str], stage: str | None = None) -> dict[str, dict[str, Any]]:

@@ -65,10 +65,10 @@ def prune_cmd(
     check_output_folder(out)
     config = PruneConfig(granularity=granularity, scope=scope, amount=amount, criterion=criterion,
                          ignored=tuple(ignore), round_to=round_to, steps=steps, shape_pattern=shape_pattern)
+    net, example = _torch_model(model, pretrained, trust_pickle, input, trust_remote_code)
     if Path(model).is_dir() and granularity not in (*TRANSFORMER_GRANULARITIES, "layer"):
         raise ConfigError(f"--granularity {granularity} does not apply to the Hugging Face folder {model}: prune it "
                           "with -g head, ffn or transformer-layer")
-    net, example = _torch_model(model, pretrained, trust_pickle, input, trust_remote_code)
     train = _train_batches(data, example, model, trust_remote_code)
     if train is None and Path(model).is_dir() and config.criterion != "random":
         console.print("note: heads/units/layers are scored on the seeded example input only; --data sentences "
