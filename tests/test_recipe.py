@@ -284,6 +284,8 @@ def test_an_interrupted_run_says_so_and_its_report_is_not_a_pass(tmp_path, monke
     assert main(["report", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "UNKNOWN incomplete run" in printed and "PASS" not in printed
+    html = (out / "report.html").read_text()
+    assert "incomplete run" in html and html.count("the run was interrupted before this step finished") == 2
     monkeypatch.undo()
     assert main(["run", str(recipe), "--out", str(out), "--resume"]) == 0
     meta = json.loads((out / "run.json").read_text())

@@ -150,6 +150,8 @@ def _summary(run: RunRecord, variants: list[Variant]) -> str:
              esc(s.kind), esc(s.variant or ""), badge(s.status),
              num(s.seconds) if s.seconds is not None else "-", f'<span class="error">{esc(s.error)}</span>'
              if s.error else "") for s in run.steps]
+    rows += [(str(len(rows) + i + 1), esc(name), esc(name.split("-", 1)[-1]), "", badge("not run"), "-",
+              "the run was interrupted before this step finished") for i, name in enumerate(run.never_ran)]
     return html + key_values(kv) + "<h3>Steps</h3>" + table(("#", "step", "kind", "variant", "status", "s", "error"),
                                                            rows, numeric=(0, 5))
 

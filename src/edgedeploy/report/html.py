@@ -10,7 +10,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 STATUS_CLASS = {"PASS": "pass", "FAIL": "fail", "UNKNOWN": "unknown", "info": "info", "ok": "pass",
-                "failed": "fail", "skipped": "info", "cached": "info"}
+                "failed": "fail", "skipped": "info", "cached": "info", "not run": "unknown"}
 
 
 def esc(value: Any) -> str:
