@@ -101,6 +101,13 @@ def ws(tmp_path_factory):
     cfg = json.loads((model_dir() / "config.json").read_text())
     (more / "config.json").write_text(json.dumps({**cfg, "num_hidden_layers": 8}))
     (more / "model.safetensors").symlink_to(model_dir() / "model.safetensors")
+    import onnx
+    from onnx import TensorProto, helper
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 1, "h", "w"])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 1, "h", "w"])
+    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "dyn", [x], [y])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), root / "dyn.onnx")
     return root
 
 
@@ -192,6 +199,9 @@ def _cases():
         ("qnn-activations", ["qnn", *DIGITS, "--activations", "s4", "--calib", "digits", *out],
          "unknown QNN activations"),
         ("qnn-weights", ["qnn", *DIGITS, "--weights", "u4", "--calib", "digits", *out], "unknown QNN weights"),
+        ("bench-dynamic-dims", ["bench", "{ws}/dyn.onnx"], "has dynamic dims; give the shape to time with --input"),
+        ("bench-input-mismatch", ["bench", "{ws}/digits.onnx", "--input", "1x3x32x32"], "does not match"),
+        ("quant-budget-nan", ["quantize", *DIGITS, "--calib", "digits", "--budget", "nan", *out], "finite number"),
         ("out-empty", ["prune", *DIGITS, "--out", ""], "--out is empty"),
         ("out-empty-equals", ["export", *DIGITS, "--to", "onnx", "--out="], "--out is empty"),
         ("out-under-a-file", ["prune", *DIGITS, "--out", "{ws}/notes.txt/sub"], "notes.txt is a file"),

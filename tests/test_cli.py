@@ -123,7 +123,7 @@ def test_check_with_user_target_yaml(capsys, tmp_path):
 def _one_line_error(rc, out, *needles):
     assert rc == 2, out
     assert "Traceback" not in out
-    lines = [line for line in out.splitlines() if line.strip()]
+    lines = [line for line in out.splitlines() if line.strip() and not line.startswith("note:")]
     assert len(lines) == 1 and lines[0].startswith("error:"), out
     for needle in needles:
         assert needle in out, out
@@ -209,3 +209,35 @@ def test_prune_taylor_on_data_feeds_the_model_tensors(capsys, tmp_path):
     assert rc == 0, out
     report = json.loads((tmp_path / "t" / "prune_report.json").read_text())
     assert report["criterion"] == "taylor" and report["macs_after"] < report["macs_before"]
+
+
+def test_a_zoo_model_without_pretrained_is_announced_and_seeded(tmp_path, capsys):
+    """Two exports of `digits-cnn` (no --pretrained) are the same model, and the CLI says its weights are random."""
+    import hashlib
+
+    from edgedeploy.cli import main
+
+    digests = []
+    for k in range(2):
+        assert main(["export", "digits-cnn", "--input", "1x1x16x16", "--to", "onnx", "--out", str(tmp_path / str(k))]) == 0
+        assert "note: digits-cnn has untrained, random weights (seed 0); add --pretrained" in capsys.readouterr().out
+        digests.append(hashlib.sha256((tmp_path / str(k) / "digits-cnn.onnx").read_bytes()).hexdigest())
+    assert digests[0] == digests[1]
+
+
+def test_bench_times_the_given_shape_of_a_dynamic_onnx(tmp_path, capsys):
+    import json
+
+    import onnx
+    from onnx import TensorProto, helper
+
+    from edgedeploy.cli import main
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 1, "h", "w"])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 1, "h", "w"])
+    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "dyn", [x], [y])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), tmp_path / "dyn.onnx")
+    assert main(["bench", str(tmp_path / "dyn.onnx"), "--input", "2x1x24x40", "--repeats", "3", "--warmup", "1",
+                 "--json", str(tmp_path / "b.json")]) == 0
+    rows = json.loads((tmp_path / "b.json").read_text())["results"]
+    assert rows and all(r["shapes"] == [[2, 1, 24, 40]] for r in rows)

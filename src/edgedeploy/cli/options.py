@@ -45,6 +45,7 @@ def model_and_shape(ref: str, input_text: str | None, pretrained: bool = False, 
         raise ConfigError(f"{ref} is a folder: prune and distill read a Hugging Face model folder; for this command "
                           "give the model.onnx they write into it (or package.module:factory, a zoo name, a file)")
     shape = shape_of(input_text)
+    untrained = _untrained(ref, pretrained)
     model = load_model(ref, pretrained=pretrained, trust_pickle=trust_pickle, trust_remote_code=trust_remote_code)
     if shape is None and not isinstance(model, Path) and need_shape:
         example = ("BATCHxSEQUENCE, e.g. --input 1x128 (NxCxHxW for a ViT)" if Path(ref).is_dir()
@@ -56,7 +57,26 @@ def model_and_shape(ref: str, input_text: str | None, pretrained: bool = False, 
         dims = onnx_inputs(model)[0].shape
         dims = (dims[0] or 1, *dims[1:]) if dims else dims          # a dynamic batch: one sample
         shape = tuple(dims) if None not in dims else None
+    if untrained:
+        from .app import console
+
+        console.print(f"note: {ref} has untrained, random weights (seed 0); {untrained}", highlight=False,
+                      soft_wrap=True)
     return model, shape
+
+
+def _untrained(ref: str, pretrained: bool) -> str:
+    """For a zoo name without --pretrained (its architecture with random weights): seed torch so every run builds
+    the same model, and return the fix to announce ('' otherwise) -- nobody should ship it believing it trained."""
+    from ..zoo import available
+    from ..zoo.registry import has_weights
+
+    if pretrained or ref not in available():
+        return ""
+    import torch
+
+    torch.manual_seed(0)
+    return "add --pretrained for trained weights" if has_weights(ref) else "no trained weights ship for it"
 
 
 def floats(text: str | None, what: str) -> tuple[float, ...] | None:

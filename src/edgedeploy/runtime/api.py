@@ -93,6 +93,9 @@ def benchmark_matrix(sources: list[tuple[str, Any, tuple[int, ...] | None]],
         for rt in config.runtimes:
             for th in config.threads:
                 session = load(source, runtime=rt, threads=th, **kwargs)
-                stats = benchmark(session, repeats=config.repeats, warmup=config.warmup)
-                result.rows.append({"artifact": label, "runtime": session.name, "threads": th, **stats.to_dict()})
+                feed = session.example_inputs(shape=shape, strict=True) if not kwargs else None
+                stats = benchmark(session, feed, repeats=config.repeats, warmup=config.warmup)
+                timed = [list(a.shape) for a in feed] if feed is not None else [list(shape or ())]
+                result.rows.append({"artifact": label, "runtime": session.name, "threads": th, "shapes": timed,
+                                    **stats.to_dict()})
     return result

@@ -92,22 +92,24 @@ class Session(abc.ABC):
             _check(info, arr, self.name)
         return arrays
 
-    def example_inputs(self, seed: int = 0) -> list[np.ndarray]:
-        """Seeded random inputs matching ``inputs`` (dynamic dims set to 1); for benchmarking."""
+    def example_inputs(self, seed: int = 0, shape: tuple[int, ...] | None = None,
+                       strict: bool = False) -> list[np.ndarray]:
+        """Seeded random inputs matching ``inputs``; for benchmarking. ``shape`` sets the first input's shape (its
+        fixed dims must agree); without it dynamic dims are 1 (``strict``: only the batch; others are an error)."""
         rng = np.random.default_rng(seed)
         out = []
-        for info in self.inputs or [TensorInfo("input0", None, None)]:
+        for k, info in enumerate(self.inputs or [TensorInfo("input0", None, None)]):
             if info.shape is None or info.dtype is None:
                 raise ShapeError(f"input {info.name!r} of this {self.name} session has an unknown shape or dtype; "
                                  "pass inputs explicitly (or load a torch model with example_inputs=...)")
-            shape = tuple(1 if d is None else d for d in info.shape)
+            shape_k = _resolve(info, shape if k == 0 else None, self.name, strict)
             dtype = np.dtype(info.dtype)
             if dtype.kind in "ui":
-                out.append(rng.integers(0, 256 if dtype.kind == "u" else 128, size=shape).astype(dtype))
+                out.append(rng.integers(0, 256 if dtype.kind == "u" else 128, size=shape_k).astype(dtype))
             elif dtype.kind == "b":
-                out.append(rng.integers(0, 2, size=shape).astype(bool))
+                out.append(rng.integers(0, 2, size=shape_k).astype(bool))
             else:
-                out.append(rng.standard_normal(shape).astype(dtype))
+                out.append(rng.standard_normal(shape_k).astype(dtype))
         return out
 
     def reopen(self, threads: int | None) -> Session:
@@ -219,3 +221,17 @@ def runtime_for(source: Any) -> type[Session]:
         if claimed:
             return max(claimed, key=lambda c: c.priority)
     return max(candidates, key=lambda c: c.priority)
+
+
+def _resolve(info: TensorInfo, shape: tuple[int, ...] | None, runtime: str, strict: bool) -> tuple[int, ...]:
+    """The concrete shape to feed ``info``: ``shape`` checked against its fixed dims, or its own with batch 1."""
+    dims = tuple(info.shape or ())
+    if shape is not None:
+        if len(shape) != len(dims) or any(d is not None and d != s for d, s in zip(dims, shape)):
+            raise ShapeError(f"--input {'x'.join(map(str, shape))} does not match the {runtime} model's input "
+                             f"{info.describe()}; give its shape, filling only the dynamic dims")
+        return tuple(shape)
+    if strict and any(d is None for d in dims[1:]):
+        raise ShapeError(f"the {runtime} model's input {info.describe()} has dynamic dims; give the shape to time "
+                         "with --input (e.g. 1x3x224x224)")
+    return tuple(1 if d is None else d for d in dims)

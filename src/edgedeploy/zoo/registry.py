@@ -25,6 +25,13 @@ def available() -> list[str]:
     return sorted(_REGISTRY)
 
 
+def has_weights(name: str) -> bool:
+    """True when the named model can be built trained (its factory takes ``pretrained``)."""
+    import inspect
+
+    return name in _REGISTRY and "pretrained" in inspect.signature(_REGISTRY[name]).parameters
+
+
 def create(name: str, **kwargs: Any) -> Any:
     """Build the named model (kwargs go to its factory)."""
     if name not in _REGISTRY:

@@ -44,8 +44,8 @@ def mixed_precision(model_or_onnx: Any, config: QuantConfig, *, calibration: Any
                     budget: float = 1.0, train_data: Any = None, out: Any = None, show: bool = True,
                     example_inputs: Any = None) -> QuantResult:
     """Keep the most sensitive layers in float until the top-1 drop is within ``budget`` points; print the table."""
-    if budget < 0:
-        raise ConfigError(f"accuracy budget must be >= 0 points (got {budget})")
+    if not budget >= 0 or budget == float("inf"):          # NaN fails the first test
+        raise ConfigError(f"accuracy budget must be a finite number of points >= 0 (got {budget})")
     kw = dict(calibration=calibration, eval_data=eval_data, train_data=train_data, out=out,
               example_inputs=example_inputs)
     result = quantize(model_or_onnx, config, **kw)
