@@ -219,9 +219,10 @@ def test_a_zoo_model_without_pretrained_is_announced_and_seeded(tmp_path, capsys
 
     digests = []
     for k in range(2):
-        assert main(["export", "digits-cnn", "--input", "1x1x16x16", "--to", "onnx", "--out", str(tmp_path / str(k))]) == 0
+        out = tmp_path / str(k)
+        assert main(["export", "digits-cnn", "--input", "1x1x16x16", "--to", "onnx", "--out", str(out)]) == 0
         assert "note: digits-cnn has untrained, random weights (seed 0); add --pretrained" in capsys.readouterr().out
-        digests.append(hashlib.sha256((tmp_path / str(k) / "digits-cnn.onnx").read_bytes()).hexdigest())
+        digests.append(hashlib.sha256((out / "digits-cnn.onnx").read_bytes()).hexdigest())
     assert digests[0] == digests[1]
 
 

@@ -224,7 +224,7 @@ def atomic_path(dest: str | os.PathLike[str]) -> Iterator[Path]:
     fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.{os.getpid()}.", suffix=".tmp", dir=dest.parent)
     os.close(fd)
     tmp_path = Path(tmp)
-    os.chmod(tmp_path, 0o666 & ~_umask())    # mkstemp makes 0600; artifacts get the usual permissions
+    default_permissions(tmp_path)           # mkstemp makes 0600; artifacts get the usual permissions
     try:
         yield tmp_path
         check_output_file(dest)
@@ -234,10 +234,11 @@ def atomic_path(dest: str | os.PathLike[str]) -> Iterator[Path]:
             tmp_path.unlink()
 
 
-def _umask() -> int:
+def default_permissions(path: str | os.PathLike[str]) -> None:
+    """Give a written file the permissions a plain ``open(..., "w")`` would (0666 minus the umask)."""
     mask = os.umask(0)
     os.umask(mask)
-    return mask
+    os.chmod(path, 0o666 & ~mask)
 
 
 def write_bytes_atomic(dest: str | os.PathLike[str], data: bytes) -> Path:

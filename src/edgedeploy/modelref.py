@@ -78,22 +78,16 @@ def load_hf_folder(folder: Path, trust_remote_code: bool = False) -> Any:
     arch = (cfg.get("architectures") or [""])[0]
     cls = getattr(transformers, arch, None) if isinstance(arch, str) and not cfg.get("auto_map") else None
     loader = cls if cls is not None and hasattr(cls, "from_pretrained") else transformers.AutoModel
-    log = transformers.utils.logging
-    bars, verbosity = log.is_progress_bar_enabled(), log.get_verbosity()
-    log.disable_progress_bar()          # no per-tensor loading bar on the console
-    log.set_verbosity_error()           # missing weights are our one-line error below, not a load-report table
-    try:
-        with user_code(f"loading the Hugging Face folder {folder}"):
+    from .compress.prune.hf import quiet_transformers
+
+    try:                # no loading bar; missing weights are our one-line error below, not a load-report table
+        with quiet_transformers(errors_only=True), user_code(f"loading the Hugging Face folder {folder}"):
             model, info = loader.from_pretrained(str(folder), local_files_only=True,
                                                  trust_remote_code=trust_remote_code, output_loading_info=True)
     except Exception as exc:  # noqa: BLE001 - a broken or foreign folder
         raise ModelLoadError(f"cannot load the Hugging Face folder {folder}: {type(exc).__name__}: "
                              f"{str(exc).splitlines()[0] if str(exc) else ''}; check its config.json and "
                              "weights (model.safetensors)") from exc
-    finally:
-        log.set_verbosity(verbosity)
-        if bars:
-            log.enable_progress_bar()
     missing = sorted(info.get("missing_keys") or ()) + sorted(info.get("mismatched_keys") or ())
     if missing:
         raise ModelLoadError(f"the Hugging Face folder {folder} has no weights for {len(missing)} tensor(s) its "

@@ -32,3 +32,14 @@ def check_shape(shape: Any, what: str = "input shape") -> tuple[int, ...]:
         raise ShapeError(f"{what} {'x'.join(map(str, shape))} has {math.prod(shape):,} elements (over "
                          f"{MAX_INPUT_ELEMENTS:,}, {4 * math.prod(shape) / 1e9:.0f} GB as float32); check for a typo")
     return tuple(shape)
+
+
+def fill_dims(given: tuple[int, ...], dims: Any, what: str) -> tuple[int, ...]:
+    """``given`` (an --input shape) when it has ``dims``'s rank and agrees with every fixed dim (None = dynamic);
+    otherwise a ShapeError naming ``what`` (e.g. "model.onnx's input 'x'")."""
+    dims = tuple(dims)
+    if len(given) != len(dims) or any(d is not None and d != g for d, g in zip(dims, given)):
+        raise ShapeError(f"--input {'x'.join(map(str, given))} does not match {what} "
+                         f"{'x'.join('?' if d is None else str(d) for d in dims)}; give its shape, filling only the "
+                         "dynamic dims")
+    return tuple(given)

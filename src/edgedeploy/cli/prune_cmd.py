@@ -58,7 +58,6 @@ def prune_cmd(
     """Prune MODEL and write the pruned model, its ONNX export and a per-layer report."""
     from .._io import check_output_folder
     from ..compress.prune import PruneConfig, prune
-
     from ..compress.prune.config import TRANSFORMER_GRANULARITIES
     from ..errors import ConfigError
 
@@ -161,7 +160,6 @@ def distill_cmd(
     from ..compress.distill import DistillConfig
     from ..compress.distill_report import distill_summary
     from ..compress.prune.api import save_compressed
-
     from ..errors import ConfigError
 
     if Path(student).is_dir():

@@ -151,7 +151,7 @@ def _validate(model: Any, config: ExportConfig, input_shape: Any, example_inputs
     """Check the model, shapes and every per-format option against each other before anything is written."""
     import torch
 
-    from ..shapes import check_shape
+    from ..shapes import check_shape, fill_dims
     from ..onnx_utils import onnx_inputs
 
     if isinstance(model, (str, Path)):
@@ -162,12 +162,10 @@ def _validate(model: Any, config: ExportConfig, input_shape: Any, example_inputs
             raise ConfigError(f"{source.name} is already an ONNX file: --to onnx has nothing to write; ask for "
                               "openvino, blob or qnn")
         specs = onnx_inputs(source)
-        dims = tuple(d if d is not None else -1 for d in specs[0].shape)
-        if input_shape is not None and (len(input_shape) != len(dims) or
-                                        any(d not in (-1, g) for d, g in zip(dims, input_shape))):
-            raise ShapeError(f"--input {'x'.join(map(str, input_shape))} does not match {source.name}'s input "
-                             f"{specs[0].name} {'x'.join('?' if d < 0 else str(d) for d in dims)}")
-        shape = tuple(input_shape) if input_shape is not None else (None if -1 in dims else dims)
+        dims = tuple(specs[0].shape)
+        shape = None if None in dims else dims
+        if input_shape is not None:
+            shape = fill_dims(tuple(input_shape), dims, f"{source.name}'s input {specs[0].name!r}")
         example = None
     elif isinstance(model, torch.nn.Module):
         source = model.eval()

@@ -215,9 +215,8 @@ def _train_options(model: str, step: Step, bad: Any) -> None:
     if trainer is None:
         raise bad(loc, f"needs a zoo model with a training loop; {model} has none (train it yourself and give "
                        "the model file, or use pretrained: true)")
-    valid = [n for n, p in list(inspect.signature(trainer).parameters.items())[2:]
-             if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
     params = inspect.signature(trainer, eval_str=True).parameters
+    valid = [n for n, p in list(params.items())[2:] if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
     for key, value in step.options.items():
         if key not in valid:
             raise bad(loc + (key,), f"is not an option of {model}'s training loop; valid options: "

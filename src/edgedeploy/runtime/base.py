@@ -225,12 +225,11 @@ def runtime_for(source: Any) -> type[Session]:
 
 def _resolve(info: TensorInfo, shape: tuple[int, ...] | None, runtime: str, strict: bool) -> tuple[int, ...]:
     """The concrete shape to feed ``info``: ``shape`` checked against its fixed dims, or its own with batch 1."""
+    from ..shapes import fill_dims
+
     dims = tuple(info.shape or ())
     if shape is not None:
-        if len(shape) != len(dims) or any(d is not None and d != s for d, s in zip(dims, shape)):
-            raise ShapeError(f"--input {'x'.join(map(str, shape))} does not match the {runtime} model's input "
-                             f"{info.describe()}; give its shape, filling only the dynamic dims")
-        return tuple(shape)
+        return fill_dims(shape, dims, f"the {runtime} model's input {info.name!r}")
     if strict and any(d is None for d in dims[1:]):
         raise ShapeError(f"the {runtime} model's input {info.describe()} has dynamic dims; give the shape to time "
                          "with --input (e.g. 1x3x224x224)")

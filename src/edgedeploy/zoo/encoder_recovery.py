@@ -89,13 +89,16 @@ def recover_encoder(student: nn.Module, teacher: nn.Module, tokenizer: Any, conf
     pairs = {"last": hf.hidden_state_pairs(student)[-1:], "all": hf.hidden_state_pairs(student), "none": None}
     dcfg = DistillConfig(output_loss="cosine", alpha=1.0, hidden_pairs=pairs[cfg.hidden], epochs=cfg.epochs,
                          lr=cfg.lr, dropout=False, cache_teacher=cfg.epochs > 1 and cfg.hidden != "all")
-    t0 = time.perf_counter()
-    def held_out_cosine(model: nn.Module) -> float:
-        return S.embedding_fidelity(ref, S.encode(model, sset.texts(), tokenizer), sset).cosine_mean
+    measured: list[S.EmbeddingFidelity] = []
 
+    def held_out_cosine(model: nn.Module) -> float:
+        measured.append(S.embedding_fidelity(ref, S.encode(model, sset.texts(), tokenizer), sset))
+        return measured[-1].cosine_mean
+
+    t0 = time.perf_counter()
     result = distill(student, teacher, S.training_batches(tokenizer, train, cfg.batch_size, cfg.max_length), dcfg,
                      eval_fn=held_out_cosine, progress=progress)
     seconds = time.perf_counter() - t0
-    after = S.embedding_fidelity(ref, S.encode(result.model, sset.texts(), tokenizer), sset)
+    after = measured[-1]                # measured after the last epoch, on the weights distill returns
     source = sset.source + (" + docstrings of installed libraries" if cfg.more_text else "")
     return EncoderRecovery(result.model, before, after, len(train), seconds, source, cfg, result.history)

@@ -19,6 +19,8 @@ Either way the config also records ``pruned_heads`` ({original layer: [original 
 """
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -322,6 +324,25 @@ class _MainOutput(nn.Module):
         return out["logits"] if "logits" in out else out["last_hidden_state"]
 
 
+@contextlib.contextmanager
+def quiet_transformers(errors_only: bool = False) -> Iterator[None]:
+    """transformers without progress bars on the console for the block; ``errors_only`` also silences its warnings
+    (e.g. the load-report table a caller turns into its own one-line error)."""
+    import transformers
+
+    log = transformers.utils.logging
+    bars, verbosity = log.is_progress_bar_enabled(), log.get_verbosity()
+    log.disable_progress_bar()
+    if errors_only:
+        log.set_verbosity_error()
+    try:
+        yield
+    finally:
+        log.set_verbosity(verbosity)
+        if bars:
+            log.enable_progress_bar()
+
+
 def save_hf_folder(model: nn.Module, example_inputs: Any, out: Any, entry: dict[str, Any] | None = None,
                    report: Any = None, stage: str = "prune", report_name: str = "prune_report.json",
                    onnx: bool = True) -> list[Any]:
@@ -334,13 +355,11 @@ def save_hf_folder(model: nn.Module, example_inputs: Any, out: Any, entry: dict[
     is a model folder, its tokenizer / preprocessor files are copied along: the result is as usable as its source.
     All or nothing: the files are written into a staging folder and published together (``onnx=False``: no ONNX).
     """
-    import os
     import shutil
     from pathlib import Path
 
-    import transformers
-
-    from ..._io import _umask, output_lock, package_versions, publish, staging, update_manifest, write_json_atomic
+    from ..._io import default_permissions, output_lock, package_versions, publish, staging, update_manifest
+    from ..._io import write_json_atomic
     from ...export.onnx import OnnxConfig, export_onnx
     from ._cost import as_tuple
 
@@ -358,14 +377,9 @@ def save_hf_folder(model: nn.Module, example_inputs: Any, out: Any, entry: dict[
     # BERT branches on `padding_mask.all()` outside tracing only; traced, it keeps the general masked path
     config = OnnxConfig(exporter="torchscript", opset=17, input_names=names, output_names=(main,),
                         dynamic_axes=axes, allow_data_dependent=True)
-    bars = transformers.utils.logging.is_progress_bar_enabled()
     with output_lock(out) as folder, staging(folder) as tmp:
-        transformers.utils.logging.disable_progress_bar()      # no "Writing model shards" bar left on the console
-        try:
+        with quiet_transformers():                             # no "Writing model shards" bar left on the console
             model.save_pretrained(tmp)
-        finally:
-            if bars:
-                transformers.utils.logging.enable_progress_bar()
         files = [tmp / n for n in ("config.json", "model.safetensors", "modeling_pruned.py") if (tmp / n).exists()]
         source = Path(str((entry or {}).get("source") or ""))
         for name in TOKENIZER_FILES if str(source) and source.is_dir() else ():
@@ -376,7 +390,7 @@ def save_hf_folder(model: nn.Module, example_inputs: Any, out: Any, entry: dict[
         if onnx:
             files.append(export_onnx(wrapped, args, config, out=tmp, name="model").path)
         for f in files:                                        # safetensors writes 0600; artifacts get the usual
-            os.chmod(f, 0o666 & ~_umask())
+            default_permissions(f)
         files = publish(tmp, folder, [f.name for f in files])
         update_manifest(folder, stage, {**(entry or {}), "format": "huggingface", "class": type(model).__name__,
                                           "files": [f.name for f in files],
